@@ -1,0 +1,281 @@
+"""Typed, validated configuration of one pruning experiment.
+
+A config is a pydantic model with defaults for everything, so ``ExperimentConfig()`` is the
+embedded default (DRIVE on scikit-learn's digits at 90% sparsity). Configs come from YAML files
+(loaded with ``yaml.safe_load``), from dicts and from ``key=value`` overrides with dotted names.
+Every validation problem becomes one line ``field: what is allowed`` (see :class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+METHODS = ("dense", "drive", "snip", "grasp", "synflow", "magnitude", "random", "imp")
+Method = Literal["dense", "drive", "snip", "grasp", "synflow", "magnitude", "random", "imp"]
+
+#: Pruning iterations T used when ``prune_iterations`` is not given (DESIGN.md, "Schedules").
+DEFAULT_ITERATIONS = {"drive": 10, "synflow": 100, "snip": 1, "grasp": 1, "magnitude": 1, "random": 1}
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; ``str()`` is one line per problem, each naming the field."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the data set lives and how it is loaded and augmented."""
+
+    root: str = Field("./data", description="folder holding (or receiving) the data set files")
+    download: bool = Field(False, description="download with torchvision's code when missing")
+    verify: bool = Field(False, description="check file checksums when loading")
+    split_seed: int = Field(0, ge=0, description="seed of the train/test split (digits)")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="test share of the split (digits)")
+    augment: bool | None = Field(None, description="random crop + flip; None = the data set's default")
+    crop_padding: int | None = Field(None, ge=0, description="padding of the random crop; None = default")
+    pad_mode: Literal["reflect", "zeros"] = "reflect"
+    flip: bool | None = Field(None, description="random horizontal flip; None = the data set's default")
+    on_device: bool = Field(True, description="keep small image sets on the training device")
+    num_workers: int = Field(4, ge=0, description="DataLoader workers for folder data sets (imagenet)")
+    image_size: int | None = Field(None, ge=4, description="synthetic/imagenet image side; None = default")
+    num_classes: int | None = Field(None, ge=2, description="synthetic class count; None = default")
+    channels: int | None = Field(None, ge=1, description="synthetic channel count; None = default")
+    train_size: int | None = Field(None, ge=1, description="synthetic train size / cap on any train set")
+    test_size: int | None = Field(None, ge=1, description="synthetic test size / cap on any test set")
+
+
+class TrainConfig(_Section):
+    """SGD training schedule shared by every phase that trains."""
+
+    epochs: int = Field(12, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(512, ge=1)
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["step", "cosine", "constant"] = "cosine"
+    milestones: list[float] = Field(default_factory=lambda: [0.5, 0.75],
+                                    description="step schedule: fractions of the epochs")
+    gamma: float = Field(0.1, gt=0, le=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    channels_last: bool = Field(True, description="channels_last memory format on CUDA")
+    eval_every: int = Field(1, ge=1, description="evaluate on the test set every N epochs (and last)")
+
+    @field_validator("milestones")
+    @classmethod
+    def _milestones_in_range(cls, v: list[float]) -> list[float]:
+        if any(not 0 < m < 1 for m in v) or v != sorted(v):
+            raise ValueError("must be increasing fractions in (0, 1)")
+        return v
+
+
+class PruneConfig(_Section):
+    """How the mask is computed, common to every method."""
+
+    schedule: Literal["exponential", "linear"] = "exponential"
+    scope: Literal["global", "layerwise"] = "global"
+    score_batches: int = Field(1, ge=1, description="training batches per gradient-based score")
+    rewind: Literal["none", "init"] = Field("none", description="DRIVE: weights after pruning")
+    exclude_first: bool = Field(False, description="never prune the first conv/linear layer")
+    exclude_last: bool = Field(False, description="never prune the last conv/linear layer")
+
+
+class DriveConfig(_Section):
+    """DRIVE's score: a combination of |w|, |w*g| and |g| (DESIGN.md, "Scores")."""
+
+    weights: list[float] = Field(default_factory=lambda: [1.0, 1.0, 1.0],
+                                 description="[a, b, c] for |w|, |w*g|, |g|")
+    normalize: Literal["mean", "none"] = "mean"
+    combine: Literal["sum", "product"] = "sum"
+
+    @field_validator("weights")
+    @classmethod
+    def _three_nonnegative(cls, v: list[float]) -> list[float]:
+        if len(v) != 3 or any(w < 0 for w in v) or not any(w > 0 for w in v):
+            raise ValueError("must be three non-negative numbers, at least one positive")
+        return v
+
+
+class SynflowConfig(_Section):
+    float64: bool = Field(False, description="score in float64 (very deep networks)")
+
+
+class GraspConfig(_Section):
+    temperature: float = Field(200.0, gt=0, description="softmax temperature (Wang et al. use 200)")
+
+
+class ImpConfig(_Section):
+    rate: float = Field(0.2, gt=0, lt=1, description="share of remaining weights pruned per round")
+    rewind_epoch: int = Field(0, ge=0, description="epoch whose weights unpruned weights rewind to")
+    stops: list[float] = Field(default_factory=list,
+                               description="extra sparsities the rounds land on exactly (reported)")
+
+    @field_validator("stops")
+    @classmethod
+    def _stops_in_range(cls, v: list[float]) -> list[float]:
+        if any(not 0 < s < 1 for s in v):
+            raise ValueError("must be sparsities in (0, 1)")
+        return sorted(set(v))
+
+
+class ExperimentConfig(_Section):
+    """One experiment: model, data, method, target sparsity, training and pruning settings."""
+
+    method: Method = "drive"
+    sparsity: float = Field(0.9, description="target share of prunable weights removed, in [0, 1)")
+    model: str = Field("digits_cnn", description="registry name or package.module:factory")
+    model_args: dict[str, Any] = Field(default_factory=dict)
+    dataset: str = Field("digits", description="registry name or package.module:factory")
+    seed: int = Field(0, ge=0)
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    warmup_epochs: int = Field(2, ge=0, description="DRIVE: dense epochs before pruning")
+    prune_iterations: int | None = Field(None, description="T; None = the method's default")
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    drive: DriveConfig = Field(default_factory=DriveConfig)
+    synflow: SynflowConfig = Field(default_factory=SynflowConfig)
+    grasp: GraspConfig = Field(default_factory=GraspConfig)
+    imp: ImpConfig = Field(default_factory=ImpConfig)
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity_range(cls, v: float) -> float:
+        if not (0 <= v < 1) or math.isnan(v):
+            raise ValueError("must be in [0, 1)")
+        return v
+
+    @field_validator("prune_iterations")
+    @classmethod
+    def _iterations_range(cls, v: int | None) -> int | None:
+        if v is not None and not 1 <= v <= 10_000:
+            raise ValueError("must be an integer in [1, 10000] (or null for the method's default)")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "cuda") and not (v.startswith("cuda:") and v[5:].isdigit()):
+            raise ValueError("must be auto, cpu, cuda or cuda:N")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dense_has_no_sparsity(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") == "dense":
+            data = {**data, "sparsity": 0.0}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        if self.method == "drive" and self.warmup_epochs >= self.train.epochs:
+            raise ValueError(f"warmup_epochs: must be less than train.epochs ({self.train.epochs}), "
+                             f"got {self.warmup_epochs}")
+        if self.method == "imp" and self.imp.rewind_epoch >= self.train.epochs:
+            raise ValueError(f"imp.rewind_epoch: must be less than train.epochs ({self.train.epochs}), "
+                             f"got {self.imp.rewind_epoch}")
+        return self
+
+    @property
+    def iterations(self) -> int:
+        """Pruning iterations T actually used (the method default when not set)."""
+        if self.prune_iterations is not None:
+            return self.prune_iterations
+        return DEFAULT_ITERATIONS.get(self.method, 1)
+
+    @property
+    def density(self) -> float:
+        return 1.0 - self.sparsity
+
+
+# --------------------------------------------------------------------------------------------
+# Loading, overrides and one-line errors
+
+
+def format_validation_error(err: ValidationError) -> list[str]:
+    """One ``field: message`` line per pydantic error."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        if not loc and ": " in msg:  # model-level checks name their own field
+            lines.append(msg)
+        else:
+            lines.append(f"{loc}: {msg}" if loc else msg)
+    return lines
+
+
+def parse_value(text: str) -> Any:
+    """Parse the value of a ``key=value`` override as YAML (``0.9``, ``[1, 1, 0]``, ``true``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``tree['a']['b'] = value`` for ``dotted='a.b'``, creating sections as needed."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for p in parents:
+        child = node.setdefault(p, {})
+        if not isinstance(child, dict):
+            raise ConfigError([f"{dotted}: {p} is not a section"])
+        node = child
+    node[leaf] = value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` strings (dotted keys) to a config dict, returning it."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError([f"--set {item}: expected key=value with a dotted key"])
+        set_dotted(tree, key.strip(), parse_value(value))
+    return tree
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``safe_load``; errors name the file."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError([f"config: file not found: {p}"]) from None
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0] if str(e) else "invalid YAML"
+        raise ConfigError([f"config: {p} is not valid YAML ({first})"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"config: {p} must hold a mapping of fields"])
+    return data
+
+
+def build_config(tree: dict[str, Any]) -> ExperimentConfig:
+    """Validate a config dict; raise :class:`ConfigError` with one line per bad field."""
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Config from an optional YAML file plus ``key=value`` overrides."""
+    tree = read_yaml(path) if path else {}
+    return build_config(apply_overrides(tree, overrides or []))

@@ -1,0 +1,98 @@
+"""Batch operations run on the training device: normalisation, random crop and flip, seeds.
+
+All of them work on whole batches with tensor ops (no Python loop over images), on CPU and
+CUDA alike, so the augmentation of the small image sets never waits for CPU workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import torch
+
+PAD_MODES = ("reflect", "zeros")
+
+
+def derive_seed(*parts: int) -> int:
+    """A non-negative 63-bit seed that is a pure function of ``parts`` (any ints, also negative).
+
+    Uses a hash rather than arithmetic so that nearby (seed, epoch) pairs give unrelated
+    streams, and rather than ``hash()`` so that it is the same in every process.
+    """
+    digest = hashlib.blake2b(repr(tuple(int(p) for p in parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+class Normalizer:
+    """Turns uint8 images into float32 ``(x / 255 - mean) / std`` on the device.
+
+    Float inputs are taken as already normalised and only cast to float32. With
+    ``channels_last`` the output has that memory format.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device,
+                 channels_last: bool = False):
+        mean_t = torch.tensor(mean, dtype=torch.float64).view(-1, 1, 1)
+        std_t = torch.tensor(std, dtype=torch.float64).view(-1, 1, 1)
+        # x * scale - shift == (x / 255 - mean) / std, in one multiply and one subtract
+        self.scale = (1 / (255 * std_t)).float().to(device)
+        self.shift = (mean_t / std_t).float().to(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=self.memory_format)  # cheaper on uint8 than on float
+        if x.is_floating_point():
+            return x.float()
+        return x.float().mul_(self.scale).sub_(self.shift)  # .float() keeps the memory format
+
+
+def random_shifts(n: int, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """``(n, 2)`` crop offsets (row, column) into the padded image, uniform in ``[0, 2 * padding]``."""
+    return torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
+
+
+def random_flips(n: int, generator: torch.Generator) -> torch.Tensor:
+    """``(n,)`` booleans, each true with probability 1/2."""
+    return torch.rand(n, generator=generator) < 0.5
+
+
+def crop_flip(x: torch.Tensor, padding: int = 0, pad_mode: str = "reflect",
+              shifts: torch.Tensor | None = None, flips: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image random crop with padding and horizontal flip of a batch ``(N, C, H, W)``.
+
+    Image ``i`` becomes the ``H x W`` window at offset ``shifts[i]`` of the image padded by
+    ``padding`` pixels on every side (``reflect``: mirrored without repeating the edge, as
+    ``F.pad(mode="reflect")``; ``zeros``: value 0, i.e. black before normalisation), then is
+    mirrored left-right where ``flips[i]``. Equal to cropping then flipping each image alone.
+
+    Instead of materialising the padded batch, each output pixel's source row and column is
+    computed (padding folded in as reflection or a validity mask) and read with two gathers,
+    so it works on uint8 and costs two passes over the batch.
+    """
+    n, c, h, w = x.shape
+    rows = torch.arange(h, device=x.device).expand(n, h)
+    cols = torch.arange(w, device=x.device).expand(n, w)
+    if shifts is not None and padding > 0:
+        shifts = shifts.to(x.device)
+        rows = rows + (shifts[:, :1] - padding)
+        cols = cols + (shifts[:, 1:] - padding)
+    if flips is not None:
+        cols = torch.where(flips.to(x.device)[:, None], cols.flip(1), cols)
+    if pad_mode == "reflect":
+        rows, cols = _reflect(rows, h), _reflect(cols, w)
+        valid = None
+    elif pad_mode == "zeros":
+        valid = ((rows >= 0) & (rows < h))[:, None, :, None] & ((cols >= 0) & (cols < w))[:, None, None, :]
+        rows, cols = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
+    else:
+        raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
+    out = x.gather(2, rows[:, None, :, None].expand(n, c, h, w))
+    out = out.gather(3, cols[:, None, None, :].expand(n, c, h, w))
+    return out if valid is None else out.masked_fill_(~valid, 0)
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Mirror indices in ``(-size, 2 * size - 1)`` into ``[0, size)`` without repeating the edge."""
+    index = index.abs()
+    return torch.where(index >= size, 2 * (size - 1) - index, index)

@@ -1,0 +1,175 @@
+"""The two kinds of data set a factory returns, the data set registry and :class:`DataError`.
+
+* :class:`ImageData`: a small image set held in memory as uint8 tensors; served by the
+  device-resident loader (:mod:`drive.data.loader`), which augments on the device.
+* :class:`FolderData`: a large image set read from files by a ``torch.utils.data.Dataset``
+  (ImageNet); served by a ``DataLoader`` with CPU workers (:mod:`drive.data.folder_loader`).
+
+A factory is called as ``factory(cfg: DataConfig)`` and returns one of the two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from drive.config import DataConfig
+from drive.registry import Registry
+
+
+class DataError(ValueError):
+    """A data set that cannot be loaded; the message is one line starting with the config field
+    at fault (``data.root: ...``, ``dataset: ...``)."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(message.split()))
+
+
+@dataclass(frozen=True, eq=False)
+class ImageData:
+    """An in-memory image classification data set.
+
+    Images are uint8 ``(N, C, H, W)`` tensors, labels int64 ``(N,)`` in ``[0, num_classes)``.
+    ``mean``/``std`` are per channel in [0, 1] units and are used to normalise batches.
+    ``augment`` switches augmentation of the training set on; when on, a random crop with
+    ``crop_padding`` pixels of padding (0 = no crop) and, if ``flip``, a random horizontal flip
+    are applied per image. ``DataConfig.augment/crop_padding/flip`` override these defaults.
+    """
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    num_classes: int
+    mean: Sequence[float]
+    std: Sequence[float]
+    augment: bool = False
+    crop_padding: int = 0
+    flip: bool = False
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if images.dtype != torch.uint8 or images.dim() != 4:
+                raise DataError(f"dataset: {self.name} {split}_images must be a uint8 (N, C, H, W) "
+                                f"tensor, got {images.dtype} of shape {tuple(images.shape)}")
+            if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
+                raise DataError(f"dataset: {self.name} {split}_labels must be int64 of shape "
+                                f"({images.shape[0]},), got {labels.dtype} {tuple(labels.shape)}")
+            if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise DataError(f"dataset: {self.name} {split}_labels must be in [0, {self.num_classes})")
+        if self.test_images.shape[1:] != self.train_images.shape[1:]:
+            raise DataError(f"dataset: {self.name} train and test images differ in shape")
+        if not len(self.mean) == len(self.std) == self.in_channels:
+            raise DataError(f"dataset: {self.name} needs one mean and std per channel ({self.in_channels})")
+
+    @property
+    def in_channels(self) -> int:
+        return self.train_images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        """Side of the images (height; the built-in sets are square)."""
+        return self.train_images.shape[2]
+
+    @property
+    def num_train(self) -> int:
+        return self.train_images.shape[0]
+
+    @property
+    def num_test(self) -> int:
+        return self.test_images.shape[0]
+
+    def augmentation(self, cfg: DataConfig) -> tuple[int, bool]:
+        """``(crop_padding, flip)`` of the training set after the overrides in ``cfg``."""
+        if not (self.augment if cfg.augment is None else cfg.augment):
+            return 0, False
+        padding = self.crop_padding if cfg.crop_padding is None else cfg.crop_padding
+        flip = self.flip if cfg.flip is None else cfg.flip
+        return padding, flip
+
+    def capped(self, train_size: int | None, test_size: int | None, seed: int) -> ImageData:
+        """At most ``train_size``/``test_size`` samples: a seeded random subset in original order."""
+        fields = {}
+        for split, size in (("train", train_size), ("test", test_size)):
+            keep = subset_indices(getattr(self, f"{split}_labels").shape[0], size, seed)
+            if keep is not None:
+                fields[f"{split}_images"] = getattr(self, f"{split}_images")[keep]
+                fields[f"{split}_labels"] = getattr(self, f"{split}_labels")[keep]
+        return dataclasses.replace(self, **fields) if fields else self
+
+
+@dataclass(frozen=True, eq=False)
+class FolderData:
+    """A file-backed image classification data set (ImageNet-sized).
+
+    ``train``/``test`` are datasets whose items are ``(image, label)``; the image is a uint8
+    ``(C, H, W)`` tensor, normalised with ``mean``/``std`` on the device, or an already
+    normalised float tensor, which is used as it is. All augmentation is done by the datasets'
+    own transforms (the factory applies ``DataConfig.augment``/``flip`` when building them).
+    """
+
+    train: Dataset
+    test: Dataset
+    num_classes: int
+    image_size: int
+    mean: Sequence[float]
+    std: Sequence[float]
+    in_channels: int = 3
+    name: str = "custom"
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train)  # type: ignore[arg-type]
+
+    @property
+    def num_test(self) -> int:
+        return len(self.test)  # type: ignore[arg-type]
+
+    def capped(self, train_size: int | None, test_size: int | None, seed: int) -> FolderData:
+        """At most ``train_size``/``test_size`` samples: a seeded random subset in original order."""
+        fields = {}
+        for split, size in (("train", train_size), ("test", test_size)):
+            dataset = getattr(self, split)
+            keep = subset_indices(len(dataset), size, seed)
+            if keep is not None:
+                fields[split] = Subset(dataset, keep.tolist())
+        return dataclasses.replace(self, **fields) if fields else self
+
+
+AnyData = Union[ImageData, FolderData]
+DataFactory = Callable[[DataConfig], AnyData]
+
+#: Built-in data sets by name; the modules of :mod:`drive.data` register their factories.
+DATASETS: Registry[DataFactory] = Registry("dataset")
+
+
+def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor | None:
+    """Sorted indices of a seeded random subset of ``size`` out of ``n``; None keeps all."""
+    if size is None or size >= n:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=generator)[:size].sort().values
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 ``(N, C, H, W)`` images, in [0, 1] units.
+
+    Computed from a histogram of the 256 values per channel: exact, and no float copy of the set.
+    """
+    values = torch.arange(256, dtype=torch.float64) / 255
+    means, stds = [], []
+    for c in range(images.shape[1]):
+        counts = torch.bincount(images[:, c].flatten(), minlength=256).double()
+        p = counts / counts.sum()
+        mean = float((p * values).sum())
+        var = float((p * (values - mean) ** 2).sum())
+        means.append(mean)
+        stds.append(max(var**0.5, 1e-3))  # a constant channel must not divide by zero
+    return tuple(means), tuple(stds)

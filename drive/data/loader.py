@@ -1,0 +1,100 @@
+"""A device-resident loader for :class:`~drive.data.base.ImageData`.
+
+The uint8 images are moved to the training device once (or kept on the CPU with
+``on_device=False`` and moved batch by batch); each batch is normalised, cropped and flipped on
+the device (see :mod:`drive.data.augment`), so no CPU worker is a bottleneck.
+
+Randomness: the order, crop offsets and flips of an epoch are drawn at its start on the CPU
+with a ``torch.Generator`` seeded from ``(seed, epoch)`` and moved to the device once. So
+they are a pure function of ``(seed, epoch)`` (a run resumed at epoch e sees the data it would
+have seen) and identical on CPU and CUDA.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+from drive.data.augment import Normalizer, crop_flip, derive_seed, random_flips, random_shifts
+
+
+class ImageLoader:
+    """Batches ``(x, y)`` of an in-memory image set: x float32 ``(N, C, H, W)`` normalised,
+    y int64 ``(N,)``, both on ``device``.
+
+    Args:
+        images: uint8 ``(N, C, H, W)``.
+        labels: int64 ``(N,)``.
+        normalizer: maps a uint8 batch on ``device`` to the normalised float batch.
+        batch_size: samples per batch; the last batch of an epoch may be smaller (none dropped).
+        device: where batches are delivered.
+        seed: base seed of the shuffling and augmentation.
+        shuffle: a new order each epoch (the training set) or the stored order (the test set).
+        crop_padding: padding of the random crop, 0 for none.
+        flip: random horizontal flip.
+        pad_mode: ``reflect`` or ``zeros``.
+        on_device: keep the images on ``device`` (else on the CPU, moving each batch).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, normalizer: Normalizer,
+                 batch_size: int, device: torch.device, seed: int = 0, shuffle: bool = False,
+                 crop_padding: int = 0, flip: bool = False, pad_mode: str = "reflect",
+                 on_device: bool = True):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.device = torch.device(device)
+        storage = self.device if on_device else torch.device("cpu")
+        self.images = images.to(storage)
+        self.labels = labels.to(storage)
+        self.normalizer = normalizer
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.crop_padding = crop_padding
+        self.flip = flip
+        self.pad_mode = pad_mode
+        self.epoch = 0
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per epoch."""
+        return self.labels.shape[0]
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and augmentation the next iteration delivers."""
+        self.epoch = int(epoch)
+
+    def _plan(self) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """This epoch's permutation, crop offsets and flips (None where not used)."""
+        n = self.num_samples
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
+        order = torch.randperm(n, generator=generator) if self.shuffle else None
+        shifts = random_shifts(n, self.crop_padding, generator) if self.crop_padding > 0 else None
+        flips = random_flips(n, generator) if self.flip else None
+        return (None if order is None else order.to(self.images.device),
+                None if shifts is None else shifts.to(self.device),
+                None if flips is None else flips.to(self.device))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order, shifts, flips = self._plan()
+        augment = shifts is not None or flips is not None
+        for start in range(0, self.num_samples, self.batch_size):
+            stop = min(start + self.batch_size, self.num_samples)
+            if order is None:
+                x, y = self.images[start:stop], self.labels[start:stop]
+            else:
+                index = order[start:stop]
+                x, y = self.images[index], self.labels[index]
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            if augment:
+                x = crop_flip(x, self.crop_padding, self.pad_mode,
+                              None if shifts is None else shifts[start:stop],
+                              None if flips is None else flips[start:stop])
+            yield self.normalizer(x), y

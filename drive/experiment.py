@@ -1,0 +1,321 @@
+"""One experiment end to end: config -> (warm-up) -> prune -> train -> metrics.
+
+``run(config)`` executes the stages of :func:`drive.plan.make_plan`. A callback sees every
+epoch (and every phase boundary) as a :class:`Progress`, from which it can take the resumable
+state; ``run(config, state=...)`` continues from such a state and ends with the same metrics as
+an uninterrupted run with the same seed.
+
+Times: ``prune_time_s`` is the compute time until the final mask exists (DRIVE: warm-up +
+scoring; at-init methods: scoring; IMP: every train-prune-rewind round before the last),
+``train_time_s`` the final training, ``total_time_s`` their sum; test-set evaluation is
+counted apart in ``eval_time_s`` and ``wall_time_s`` is the whole run's wall clock.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from drive.config import ConfigError, ExperimentConfig
+from drive.data import load_dataset, make_loaders
+from drive.imp import prune_by_magnitude, rewind, snapshot
+from drive.masks import Masks
+from drive.models import build_model
+from drive.plan import Stage, make_plan
+from drive.prune import prune_iteratively
+from drive.scores import DATA_DRIVEN, ScoreContext
+from drive.state import CheckpointError, cpu_copy
+from drive.train import Diverged, evaluate, make_optimizer, make_scheduler, train_epoch
+
+STATE_VERSION = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError([f"device: {name} requested but CUDA is not available; use auto or cpu"])
+    return device
+
+
+@dataclass
+class Progress:
+    """What a callback sees after each epoch or phase boundary.
+
+    ``boundary`` marks the end of a phase (warm-up, pruning, an IMP round): a good moment to
+    checkpoint. ``level`` holds an IMP level's finished metrics. ``state()`` builds the
+    resumable state on demand.
+    """
+
+    metrics: dict[str, Any]
+    boundary: bool
+    state: Callable[[], dict[str, Any]]
+    level: dict[str, Any] | None = None
+
+
+Callback = Callable[[Progress], None]
+
+
+class Experiment:
+    """The live objects of one experiment and the stage machine that drives them."""
+
+    def __init__(self, cfg: ExperimentConfig, state: dict[str, Any] | None = None):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        torch.manual_seed(cfg.seed)
+        self.data = load_dataset(cfg.dataset, cfg.data)
+        self.model = build_model(cfg.model, self.data.num_classes, self.data.in_channels,
+                                 self.data.image_size, **cfg.model_args).to(self.device)
+        self.channels_last = self.device.type == "cuda" and cfg.train.channels_last
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.masks = Masks.for_model(self.model, cfg.prune.exclude_first, cfg.prune.exclude_last)
+        self.train_batches, self.test_batches = make_loaders(
+            self.data, cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, self.device,
+            cfg.seed, channels_last=self.channels_last)
+        self.plan = make_plan(cfg)
+        self.init_weights = snapshot(self.model)
+        self.rewind_weights: dict[str, torch.Tensor] | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.stage_index, self.epoch, self.epochs_done = 0, self.plan[0].start, 0
+        self.timers = {"prune": 0.0, "train": 0.0, "eval": 0.0, "wall": 0.0}
+        self.prune_samples = 0
+        self.mask_time = (0.0, 0)  # prune timer and samples when the current mask was made
+        self.history: list[dict[str, Any]] = []
+        self.levels: list[dict[str, Any]] = []
+        self.stage_best: float | None = None  # best test accuracy in the current stage
+        self.stage_time = 0.0  # training seconds in the current stage
+        self.last_test: tuple[float, float] | None = None
+        if state is not None:
+            self.load_state_dict(state)
+
+    # ---- stages ------------------------------------------------------------------------------
+    @property
+    def stage(self) -> Stage:
+        return self.plan[self.stage_index]
+
+    def _advance(self) -> None:
+        self.stage_index += 1
+        self.stage_best, self.stage_time = None, 0.0
+        if self.stage_index < len(self.plan):
+            nxt = self.stage
+            self.epoch = nxt.start
+            if nxt.kind == "train" and nxt.fresh_optimizer:
+                self.optimizer = self.scheduler = None
+
+    def _new_optimizer(self, stage: Stage) -> None:
+        self.optimizer = make_optimizer(self.model, self.cfg.train)
+        self.scheduler = make_scheduler(self.optimizer, self.cfg.train, self.cfg.train.epochs)
+        with warnings.catch_warnings():  # fast-forward the LR for late rewinding
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(stage.start):
+                self.scheduler.step()
+
+    def _train_epoch(self, stage: Stage) -> dict[str, Any]:
+        cfg = self.cfg
+        if self.optimizer is None:
+            self._new_optimizer(stage)
+        if cfg.method == "imp" and stage.level == 0 and self.epoch == cfg.imp.rewind_epoch:
+            self.rewind_weights = snapshot(self.model)
+        self.train_batches.set_epoch(self.epochs_done)
+        lr = self.optimizer.param_groups[0]["lr"]
+        stats = train_epoch(self.model, self.train_batches, self.optimizer, self.masks,
+                            cfg.train, self.device)
+        self.scheduler.step()
+        self.timers["prune" if stage.counts_as_pruning else "train"] += stats.seconds
+        self.stage_time += stats.seconds
+        if stage.counts_as_pruning:
+            self.prune_samples += stats.samples
+        self.epoch += 1
+        self.epochs_done += 1
+        metrics = {"phase": stage.phase, "level": stage.level, "epoch": self.epoch,
+                   "train_loss": stats.loss, "train_acc": stats.accuracy, "lr": lr}
+        if self.epoch == stage.end or self.epoch % cfg.train.eval_every == 0:
+            test = evaluate(self.model, self.test_batches, cfg.train, self.device)
+            self.timers["eval"] += test.seconds
+            self.last_test = (test.accuracy, test.loss)
+            self.stage_best = max(self.stage_best or 0.0, test.accuracy)
+            metrics.update(test_acc=test.accuracy, test_loss=test.loss)
+        return metrics
+
+    def _prune(self, stage: Stage) -> dict[str, Any]:
+        cfg = self.cfg
+        start = time.perf_counter()
+        if cfg.method == "imp":
+            prune_by_magnitude(self.masks, stage.density, cfg.prune.scope)
+        else:
+            ctx = ScoreContext(
+                model=self.model, weights=self.masks.weights, keep=self.masks.keep,
+                batches=self._score_batches() if stage.method in DATA_DRIVEN else (),
+                input_shape=(self.data.in_channels, self.data.image_size, self.data.image_size),
+                seed=cfg.seed, drive=cfg.drive, grasp_temperature=cfg.grasp.temperature,
+                synflow_float64=cfg.synflow.float64)
+            prune_iteratively(stage.method, self.masks, ctx, stage.density, stage.iterations,
+                              cfg.prune.schedule, cfg.prune.scope)
+            self.prune_samples += ctx.samples
+        if self.optimizer is not None:
+            self.masks.mask_optimizer_state(self.optimizer)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timers["prune"] += time.perf_counter() - start
+        self.mask_time = (self.timers["prune"], self.prune_samples)
+        return {"phase": "prune", "level": stage.level, "epoch": self.epoch,
+                "density": self.masks.density()}
+
+    def _score_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The same ``score_batches`` training batches at every pruning iteration."""
+        self.train_batches.set_epoch(-1)
+        batches = []
+        for batch in self.train_batches:
+            batches.append(batch)
+            if len(batches) == self.cfg.prune.score_batches:
+                break
+        return batches
+
+    def _rewind(self, stage: Stage) -> dict[str, Any]:
+        saved = self.rewind_weights if self.cfg.method == "imp" else self.init_weights
+        rewind(self.model, saved, self.masks)
+        return {"phase": "rewind", "level": stage.level, "epoch": self.epoch}
+
+    # ---- the run -----------------------------------------------------------------------------
+    def run(self, callback: Callback | None = None) -> dict[str, Any]:
+        """Run the remaining stages; return the final metrics."""
+        wall_start, wall_before = time.perf_counter(), self.timers["wall"]
+        status, reason = "finished", None
+        try:
+            while self.stage_index < len(self.plan):
+                stage = self.stage
+                if stage.kind == "train":
+                    metrics = self._train_epoch(stage)
+                    stage_done = self.epoch == stage.end
+                else:
+                    metrics = self._prune(stage) if stage.kind == "prune" else self._rewind(stage)
+                    stage_done = True
+                level = self._level_metrics(stage) if stage_done and self._ends_level(stage) else None
+                if level is not None:
+                    self.levels.append(level)
+                if stage_done:
+                    self._advance()
+                self.timers["wall"] = wall_before + time.perf_counter() - wall_start
+                metrics.update(self._running_totals())
+                self.history.append(metrics)
+                if callback is not None:
+                    callback(Progress(metrics, boundary=stage_done, state=self.state_dict, level=level))
+        except Diverged as e:
+            status, reason = "diverged", str(e)
+        self.timers["wall"] = wall_before + time.perf_counter() - wall_start
+        return self.metrics(status, reason)
+
+    def _ends_level(self, stage: Stage) -> bool:
+        return self.cfg.method == "imp" and stage.kind == "train" and stage.level > 0
+
+    def _level_metrics(self, stage: Stage) -> dict[str, Any]:
+        prune_time, samples = self.mask_time
+        return {"level": stage.level, "sparsity": round(1.0 - stage_density(self.plan, stage), 10),
+                "test_acc": self.last_test[0] if self.last_test else None,
+                "best_test_acc": self.stage_best, "prune_time_s": prune_time,
+                "prune_samples": samples, "train_time_s": self.stage_time,
+                "total_time_s": prune_time + self.stage_time, **self.masks.summary()}
+
+    def _running_totals(self) -> dict[str, Any]:
+        return {"density": self.masks.density(), "prune_time_s": self.timers["prune"],
+                "prune_samples": self.prune_samples, "train_time_s": self.timers["train"],
+                "epochs_done": self.epochs_done}
+
+    def metrics(self, status: str = "finished", reason: str | None = None) -> dict[str, Any]:
+        """The experiment's result (the keys of ``drive-sweep prune``'s JSON)."""
+        cfg = self.cfg
+        prune_time = self.mask_time[0] if cfg.method == "imp" else self.timers["prune"]
+        prune_samples = self.mask_time[1] if cfg.method == "imp" else self.prune_samples
+        return {
+            "status": status, "reason": reason,
+            "method": cfg.method, "sparsity": cfg.sparsity, "model": cfg.model,
+            "dataset": cfg.dataset, "seed": cfg.seed, "device": str(self.device),
+            "epochs": cfg.train.epochs,
+            "warmup_epochs": cfg.warmup_epochs if cfg.method == "drive" else 0,
+            "prune_iterations": cfg.iterations if cfg.method not in ("dense", "imp") else len(self.levels),
+            "test_acc": self.last_test[0] if self.last_test else None,
+            "test_loss": self.last_test[1] if self.last_test else None,
+            "best_test_acc": self._final_best(),
+            **self.masks.summary(),
+            "params_total": sum(p.numel() for p in self.model.parameters()),
+            "prune_time_s": prune_time, "prune_samples": prune_samples,
+            "train_time_s": self.timers["train"], "total_time_s": prune_time + self.timers["train"],
+            "eval_time_s": self.timers["eval"], "wall_time_s": self.timers["wall"],
+            "levels": self.levels, "history": self.history,
+            "config": cfg.model_dump(mode="json"),
+        }
+
+    def _final_best(self) -> float | None:
+        final = [h["test_acc"] for h in self.history
+                 if h.get("phase") == "train" and h.get("test_acc") is not None]
+        return max(final) if final else None
+
+    # ---- persistence -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: a copy, safe to keep while training goes on."""
+        return cpu_copy({
+            "version": STATE_VERSION, "config": self.cfg.model_dump(mode="json"),
+            "stage": self.stage_index, "epoch": self.epoch, "epochs_done": self.epochs_done,
+            "model": self.model.state_dict(), "masks": self.masks.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "init_weights": self.init_weights, "rewind_weights": self.rewind_weights,
+            "timers": dict(self.timers), "prune_samples": self.prune_samples,
+            "mask_time": list(self.mask_time), "history": self.history, "levels": self.levels,
+            "stage_best": self.stage_best, "stage_time": self.stage_time, "last_test": list(self.last_test) if self.last_test else None,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+        })
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION:
+            raise CheckpointError(f"checkpoint: state version {state.get('version')} is not {STATE_VERSION}")
+        if state["config"] != self.cfg.model_dump(mode="json"):
+            diff = sorted(k for k in state["config"] if state["config"][k] != self.cfg.model_dump(mode="json").get(k))
+            raise CheckpointError(f"checkpoint: made with a different config (differs in: {', '.join(diff)})")
+        self.stage_index, self.epoch, self.epochs_done = state["stage"], state["epoch"], state["epochs_done"]
+        self.model.load_state_dict(state["model"])
+        self.masks.load_state_dict(state["masks"])
+        self.init_weights = state["init_weights"]
+        self.rewind_weights = state["rewind_weights"]
+        if state["optimizer"] is not None:
+            self.optimizer = make_optimizer(self.model, self.cfg.train)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler = make_scheduler(self.optimizer, self.cfg.train, self.cfg.train.epochs)
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.timers, self.prune_samples = dict(state["timers"]), state["prune_samples"]
+        self.mask_time = tuple(state["mask_time"])
+        self.history, self.levels = list(state["history"]), list(state["levels"])
+        self.stage_best, self.stage_time = state["stage_best"], state["stage_time"]
+        self.last_test = tuple(state["last_test"]) if state["last_test"] else None
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def stage_density(plan: list[Stage], stage: Stage) -> float:
+    """The density a training stage runs at: that of the last prune stage before it."""
+    density = 1.0
+    for s in plan:
+        if s is stage:
+            break
+        if s.kind == "prune":
+            density = s.density
+    return density
+
+
+def run(config: ExperimentConfig, callback: Callback | None = None,
+        state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one experiment (from ``state`` when given) and return its metrics."""
+    return Experiment(config, state).run(callback)

@@ -1,0 +1,177 @@
+"""Which weights are prunable, the keep-masks over them, exact top-k selection and enforcement.
+
+Prunable tensors are the weights of convolution and linear layers (never biases or
+normalisation layers), in module registration order. A :class:`Masks` object holds one boolean
+keep-mask per prunable layer and keeps pruned weights at exactly zero: gradients and optimiser
+state are masked before each step and the weights after it, so neither momentum nor weight
+decay can revive a pruned weight.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from drive.config import ConfigError
+
+PRUNABLE_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+def prunable_layers(model: nn.Module, exclude_first: bool = False,
+                    exclude_last: bool = False) -> dict[str, nn.Parameter]:
+    """Weights of the model's conv and linear layers, ``{layer name: weight}``, in order.
+
+    ``exclude_first``/``exclude_last`` leave the first/last such layer dense (the input stem and
+    the classifier in the usual architectures).
+    """
+    layers = [(name, m.weight) for name, m in model.named_modules()
+              if isinstance(m, PRUNABLE_TYPES) and m.weight is not None]
+    if not layers:
+        raise ConfigError(["model: has no conv or linear layer to prune"])
+    lo, hi = int(exclude_first), len(layers) - int(exclude_last)
+    if lo >= hi:
+        raise ConfigError(["prune.exclude_first: with prune.exclude_last leaves no layer to prune"])
+    return dict(layers[lo:hi])
+
+
+def keep_count(density: float, n: int) -> int:
+    """k = round(density * n), halves rounded up (so the count is never platform dependent)."""
+    return min(n, int(math.floor(density * n + 0.5)))
+
+
+def select_top_k(scores: dict[str, torch.Tensor], keep: dict[str, torch.Tensor],
+                 k: int) -> dict[str, torch.Tensor]:
+    """New keep-masks holding exactly the ``k`` highest-scoring weights among those still kept.
+
+    Only currently kept weights are candidates, so a pruned weight is never revived whatever
+    its score. Ties are broken by position (earlier layer, then lower flat index wins), which
+    makes the choice deterministic; NaN scores rank lowest.
+    """
+    names = list(keep)
+    flat_keep = torch.cat([keep[n].reshape(-1) for n in names])
+    candidates = flat_keep.nonzero().squeeze(1)
+    if k > candidates.numel():
+        raise ValueError(f"cannot keep {k} weights: only {candidates.numel()} are still unpruned")
+    flat_scores = torch.cat([scores[n].detach().reshape(-1).float() for n in names])
+    cand_scores = torch.nan_to_num(flat_scores[candidates], nan=-math.inf)
+    order = torch.sort(cand_scores, descending=True, stable=True).indices
+    new_flat = torch.zeros_like(flat_keep)
+    new_flat[candidates[order[:k]]] = True
+    out, start = {}, 0
+    for n in names:
+        size = keep[n].numel()
+        out[n] = new_flat[start:start + size].view_as(keep[n])
+        start += size
+    return out
+
+
+class Masks:
+    """Boolean keep-masks over a model's prunable weights, and their enforcement."""
+
+    def __init__(self, weights: dict[str, nn.Parameter]):
+        self.weights = weights
+        self.keep = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+        self._multipliers: list[torch.Tensor] | None = None
+
+    @classmethod
+    def for_model(cls, model: nn.Module, exclude_first: bool = False,
+                  exclude_last: bool = False) -> Masks:
+        return cls(prunable_layers(model, exclude_first, exclude_last))
+
+    # ---- counting ------------------------------------------------------------------------
+    @property
+    def total(self) -> int:
+        """Number of prunable weights N."""
+        return sum(m.numel() for m in self.keep.values())
+
+    @property
+    def kept(self) -> int:
+        return int(sum(int(m.sum()) for m in self.keep.values()))
+
+    def density(self) -> float:
+        """Achieved density: kept / prunable weights."""
+        return self.kept / self.total
+
+    def layer_density(self) -> dict[str, float]:
+        return {n: float(m.float().mean()) for n, m in self.keep.items()}
+
+    def collapsed_layers(self) -> list[str]:
+        """Layers with no weight left: they disconnect the network."""
+        return [n for n, m in self.keep.items() if not bool(m.any())]
+
+    # ---- pruning ---------------------------------------------------------------------------
+    def prune_to(self, scores: dict[str, torch.Tensor], density: float,
+                 scope: str = "global") -> None:
+        """Keep the highest-scoring weights so that exactly round(density * N) remain.
+
+        ``scope="layerwise"`` applies the same density to every layer separately.
+        """
+        if scope == "global":
+            self.keep = select_top_k(scores, self.keep, keep_count(density, self.total))
+        elif scope == "layerwise":
+            for n in self.keep:
+                chosen = select_top_k({n: scores[n]}, {n: self.keep[n]},
+                                      keep_count(density, self.keep[n].numel()))
+                self.keep[n] = chosen[n]
+        else:
+            raise ValueError(f"prune.scope: must be global or layerwise, got {scope!r}")
+        self._multipliers = None
+        self.apply()
+
+    # ---- enforcement -----------------------------------------------------------------------
+    def _mults(self) -> list[torch.Tensor]:
+        if self._multipliers is None:
+            self._multipliers = [m.to(dtype=w.dtype, device=w.device)
+                                 for m, w in zip(self.keep.values(), self.weights.values())]
+        return self._multipliers
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        """Zero the pruned weights."""
+        torch._foreach_mul_(list(self.weights.values()), self._mults())
+
+    @torch.no_grad()
+    def mask_gradients(self) -> None:
+        """Zero the gradients of pruned weights (before the optimiser step)."""
+        pairs = [(w.grad, m) for w, m in zip(self.weights.values(), self._mults()) if w.grad is not None]
+        if pairs:
+            grads, mults = zip(*pairs)
+            torch._foreach_mul_(list(grads), list(mults))
+
+    @torch.no_grad()
+    def mask_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
+        """Zero the optimiser's per-weight buffers (momentum) of pruned weights."""
+        for w, m in zip(self.weights.values(), self._mults()):
+            for buf in optimizer.state.get(w, {}).values():
+                if torch.is_tensor(buf) and buf.shape == w.shape:
+                    buf.mul_(m)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """An optimiser step that cannot revive pruned weights."""
+        self.mask_gradients()
+        optimizer.step()
+        self.apply()
+
+    # ---- persistence -----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: m.cpu().clone() for n, m in self.keep.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if set(state) != set(self.keep):
+            raise ValueError("checkpoint: masks do not match the model's prunable layers")
+        self.keep = {n: state[n].to(device=self.keep[n].device, dtype=torch.bool).view_as(self.keep[n])
+                     for n in self.keep}
+        self._multipliers = None
+        self.apply()
+
+    def summary(self) -> dict:
+        """Achieved density, per-layer densities and collapsed layers, for the metrics."""
+        return {
+            "density": self.density(),
+            "layer_density": self.layer_density(),
+            "params_remaining": self.kept,
+            "params_prunable": self.total,
+            "collapsed_layers": self.collapsed_layers(),
+        }

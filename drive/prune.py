@@ -1,0 +1,53 @@
+"""The iterative pruning loop and its density schedules.
+
+A method pruned in T iterations reaches density d_t after iteration t: ``d^(t/T)``
+(exponential, as in SynFlow) or ``1 - (1 - d) t / T`` (linear). Scores are recomputed on the
+masked network at every iteration, and only still-unpruned weights compete, so a weight pruned
+at iteration t stays pruned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drive.masks import Masks
+from drive.scores import SCORES, ScoreContext
+
+
+def density_schedule(density: float, iterations: int, schedule: str = "exponential") -> list[float]:
+    """Densities d_1..d_T after each of T iterations; d_T is exactly ``density``."""
+    if iterations < 1:
+        raise ValueError("prune_iterations: must be at least 1")
+    if not 0 < density <= 1:
+        raise ValueError("sparsity: must be in [0, 1)")
+    steps = range(1, iterations + 1)
+    if schedule == "exponential":
+        out = [density ** (t / iterations) for t in steps]
+    elif schedule == "linear":
+        out = [1 - (1 - density) * t / iterations for t in steps]
+    else:
+        raise ValueError(f"prune.schedule: must be exponential or linear, got {schedule!r}")
+    out[-1] = density
+    return out
+
+
+@dataclass
+class PruneReport:
+    """What an iterative pruning run did."""
+
+    densities: list[float]
+    samples: int
+
+
+def prune_iteratively(method: str, masks: Masks, ctx: ScoreContext, density: float,
+                      iterations: int, schedule: str = "exponential",
+                      scope: str = "global") -> PruneReport:
+    """Prune ``masks`` to ``density`` in ``iterations`` steps, rescoring with ``method`` each time."""
+    score = SCORES[method]
+    reached = []
+    for t, d_t in enumerate(density_schedule(density, iterations, schedule), start=1):
+        ctx.iteration = t
+        ctx.keep = masks.keep
+        masks.prune_to(score(ctx), d_t, scope)
+        reached.append(masks.density())
+    return PruneReport(densities=reached, samples=ctx.samples)

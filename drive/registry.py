@@ -1,0 +1,65 @@
+"""Name -> factory registries for models and data sets, open to user extensions.
+
+A name is either a registered one (``"resnet18"``) or an import path ``package.module:factory``,
+which is imported and used like a built-in.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+
+class RegistryError(LookupError):
+    """An unknown name or an import path that does not resolve; the message is one line."""
+
+
+class Registry(Generic[F]):
+    """A named collection of factories; ``kind`` ("model", "dataset") names the config field."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._factories: dict[str, F] = {}
+
+    def register(self, name: str) -> Callable[[F], F]:
+        """Decorator: ``@MODELS.register("resnet18")``."""
+
+        def add(factory: F) -> F:
+            if name in self._factories:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._factories[name] = factory
+            return factory
+
+        return add
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._factories or ":" in name
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def get(self, name: str) -> F:
+        """The factory for ``name``; raises :class:`RegistryError` naming the allowed values."""
+        if name in self._factories:
+            return self._factories[name]
+        if ":" in name:
+            return self._import(name)
+        raise RegistryError(f"{self.kind}: unknown {self.kind} {name!r}; allowed: "
+                            f"{', '.join(self.names())} or an import path package.module:factory")
+
+    def _import(self, path: str) -> F:
+        module_name, _, attr = path.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise RegistryError(f"{self.kind}: cannot import module {module_name!r} of {path!r} ({e})") from None
+        factory = getattr(module, attr, None)
+        if not callable(factory):
+            raise RegistryError(f"{self.kind}: {path!r} does not name a callable in {module_name!r}")
+        return factory

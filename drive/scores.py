@@ -1,0 +1,188 @@
+"""One scoring function per pruning method. Higher score = keep the weight.
+
+Every function takes a :class:`ScoreContext` and returns ``{layer name: score tensor}`` shaped
+like the layer's weight. Scores are computed on the masked network (pruned weights are zero),
+and ``ctx.samples`` counts the forward+backward sample passes spent, a hardware-independent cost.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from drive.config import DriveConfig
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+Scores = dict[str, torch.Tensor]
+
+
+@dataclass
+class ScoreContext:
+    """What a scoring function may use.
+
+    ``weights`` are the prunable weights ``{layer name: parameter}`` of ``model`` and ``keep``
+    their current keep-masks. ``batches`` are training batches (used by data-driven scores);
+    ``input_shape`` is one sample's (C, H, W), for SynFlow's all-ones input.
+    """
+
+    model: nn.Module
+    weights: dict[str, nn.Parameter]
+    keep: dict[str, torch.Tensor]
+    batches: Sequence[Batch] = ()
+    input_shape: tuple[int, ...] = ()
+    seed: int = 0
+    iteration: int = 1
+    drive: DriveConfig = field(default_factory=DriveConfig)
+    grasp_temperature: float = 200.0
+    synflow_float64: bool = False
+    samples: int = 0
+
+
+def _abs_weights(ctx: ScoreContext) -> Scores:
+    return {n: w.detach().abs() for n, w in ctx.weights.items()}
+
+
+def magnitude(ctx: ScoreContext) -> Scores:
+    """|w|."""
+    return _abs_weights(ctx)
+
+
+def random(ctx: ScoreContext) -> Scores:
+    """Uniform random scores from a generator seeded by (seed, iteration)."""
+    gen = torch.Generator().manual_seed(ctx.seed * 100_003 + ctx.iteration)
+    return {n: torch.rand(w.shape, generator=gen).to(w.device) for n, w in ctx.weights.items()}
+
+
+def loss_gradients(ctx: ScoreContext) -> Scores:
+    """g = dL/dw of the training loss averaged over ``ctx.batches``, BN in eval mode."""
+    if not ctx.batches:
+        raise ValueError("prune.score_batches: a gradient score needs at least one training batch")
+    model, names = ctx.model, list(ctx.weights)
+    was_training = model.training
+    model.eval()
+    grads = {n: torch.zeros_like(w) for n, w in ctx.weights.items()}
+    for x, y in ctx.batches:
+        loss = F.cross_entropy(model(x), y) / len(ctx.batches)
+        for n, g in zip(names, torch.autograd.grad(loss, [ctx.weights[n] for n in names])):
+            grads[n] += g
+        ctx.samples += len(y)
+    model.train(was_training)
+    return grads
+
+
+def snip(ctx: ScoreContext) -> Scores:
+    """Connection sensitivity |w * g| (Lee et al. 2019)."""
+    grads = loss_gradients(ctx)
+    return {n: (w.detach() * grads[n]).abs() for n, w in ctx.weights.items()}
+
+
+def grasp(ctx: ScoreContext) -> Scores:
+    """GraSP (Wang et al. 2020): -w * (H g), with H g by double backprop.
+
+    Logits are divided by ``grasp_temperature`` as in the paper. Keeping the highest -w*Hg
+    prunes the weights whose removal reduces gradient flow least.
+    """
+    if not ctx.batches:
+        raise ValueError("prune.score_batches: GraSP needs at least one training batch")
+    model, names = ctx.model, list(ctx.weights)
+    params = [ctx.weights[n] for n in names]
+    was_training = model.training
+    model.eval()
+    temp, nb = ctx.grasp_temperature, len(ctx.batches)
+
+    g = [torch.zeros_like(p) for p in params]
+    for x, y in ctx.batches:
+        loss = F.cross_entropy(model(x) / temp, y) / nb
+        for acc, gi in zip(g, torch.autograd.grad(loss, params)):
+            acc += gi
+    hg = [torch.zeros_like(p) for p in params]
+    for x, y in ctx.batches:
+        loss = F.cross_entropy(model(x) / temp, y) / nb
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        z = sum((gi * g0).sum() for gi, g0 in zip(grads, g))
+        for acc, h in zip(hg, torch.autograd.grad(z, params)):
+            acc += h
+        ctx.samples += 2 * len(y)  # a plain pass for g plus the double-backprop pass
+    model.train(was_training)
+    return {n: -(p.detach() * h) for n, p, h in zip(names, params, hg)}
+
+
+def synflow(ctx: ScoreContext) -> Scores:
+    """SynFlow (Tanaka et al. 2020): data-free |w * dR/dw| with R the output sum of |network|.
+
+    Scored on a copy of the model whose parameters and buffers are replaced by their absolute
+    values, BN in eval mode, fed one all-ones input; the model itself is left untouched.
+    """
+    if not ctx.input_shape:
+        raise ValueError("synflow needs the input shape")
+    dtype = torch.float64 if ctx.synflow_float64 else torch.float32
+    model = copy.deepcopy(ctx.model).to(dtype).eval()
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.abs_()
+    modules = dict(model.named_modules())
+    weights = {n: modules[n].weight for n in ctx.weights}
+    device = next(iter(weights.values())).device
+    ones = torch.ones((1, *ctx.input_shape), dtype=dtype, device=device)
+    r = model(ones).sum()
+    grads = torch.autograd.grad(r, list(weights.values()))
+    ctx.samples += 1
+    return {n: (w.detach() * g).abs().to(ctx.weights[n].dtype) for (n, w), g in zip(weights.items(), grads)}
+
+
+def drive_terms(ctx: ScoreContext) -> tuple[Scores, Scores, Scores]:
+    """DRIVE's three terms: L1 norm |w|, connection sensitivity |w*g|, convergence sensitivity |g|."""
+    grads = loss_gradients(ctx)
+    l1 = _abs_weights(ctx)
+    connection = {n: (ctx.weights[n].detach() * grads[n]).abs() for n in grads}
+    convergence = {n: g.abs() for n, g in grads.items()}
+    return l1, connection, convergence
+
+
+def _mean_over_unpruned(term: Scores, keep: dict[str, torch.Tensor]) -> torch.Tensor:
+    total = sum(t[keep[n]].double().sum() for n, t in term.items())
+    count = sum(int(keep[n].sum()) for n in term)
+    return total / max(count, 1)
+
+
+def drive(ctx: ScoreContext) -> Scores:
+    """DRIVE's score: a configurable combination of |w|, |w*g| and |g| (``ctx.drive``).
+
+    ``normalize="mean"`` divides each term by its mean over the unpruned prunable weights (a
+    term whose mean is zero is left as is). ``combine="sum"`` gives a*T1 + b*T2 + c*T3;
+    ``"product"`` gives T1^a * T2^b * T3^c.
+    """
+    cfg = ctx.drive
+    terms = list(drive_terms(ctx))
+    if cfg.normalize == "mean":
+        for i, term in enumerate(terms):
+            mean = float(_mean_over_unpruned(term, ctx.keep))
+            if mean > 0:
+                terms[i] = {n: t / mean for n, t in term.items()}
+    out = {}
+    for n in ctx.weights:
+        parts = [t[n] for t in terms]
+        if cfg.combine == "sum":
+            out[n] = sum(a * p for a, p in zip(cfg.weights, parts))
+        else:
+            out[n] = torch.prod(torch.stack([p.pow(a) for a, p in zip(cfg.weights, parts)]), dim=0)
+    return out
+
+
+SCORES: dict[str, Callable[[ScoreContext], Scores]] = {
+    "magnitude": magnitude,
+    "random": random,
+    "snip": snip,
+    "grasp": grasp,
+    "synflow": synflow,
+    "drive": drive,
+}
+
+#: Methods whose score needs training batches.
+DATA_DRIVEN = {"snip", "grasp", "drive"}

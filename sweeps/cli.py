@@ -1,0 +1,171 @@
+"""``drive-sweep``: run one experiment, run or resume a sweep, write reports.
+
+Bad input (config fields, files, paths) ends with one ``drive-sweep: error: field: ...`` line
+per problem on stderr and exit code 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+USAGE_ERROR = 2
+
+#: ``drive-sweep prune`` flags that set a config field: flag dest -> dotted field.
+PRUNE_FLAGS = {
+    "method": "method", "sparsity": "sparsity", "model": "model", "dataset": "dataset",
+    "epochs": "train.epochs", "warmup_epochs": "warmup_epochs",
+    "prune_iterations": "prune_iterations", "seed": "seed", "device": "device",
+}
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line per problem, exit code 2."""
+
+    def __init__(self, lines: list[str] | str):
+        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """Every exception type that means 'the input is wrong' (each is one line)."""
+    from drive.config import ConfigError
+    from drive.data import DataError
+    from drive.models import ModelError
+    from drive.registry import RegistryError
+    from drive.state import CheckpointError
+
+    errors: list[type[Exception]] = [UsageError, ConfigError, DataError, ModelError, RegistryError,
+                                     CheckpointError]
+    try:
+        from sweeps.spec import SweepError
+        errors.append(SweepError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def check_writable(path: Path, field: str) -> None:
+    """Fail early (before any work) when ``path``'s folder cannot be created or written."""
+    folder = path.parent if path.suffix else path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".drive-sweep-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"{field}: cannot write to {folder} ({e.strerror or e})") from None
+
+
+# ---- prune ------------------------------------------------------------------------------------
+
+
+def prune_config(args: argparse.Namespace):
+    """The experiment config from ``--config``, the flags and ``--set`` overrides (in that order)."""
+    from drive.config import apply_overrides, build_config, read_yaml
+
+    tree = read_yaml(args.config) if args.config else {}
+    flags = [f"{field}={getattr(args, dest)}" for dest, field in PRUNE_FLAGS.items()
+             if getattr(args, dest) is not None]
+    return build_config(apply_overrides(tree, flags + (args.set or [])))
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from drive.data import prepare_dataset
+    from drive.experiment import Experiment
+    from drive.plan import total_epochs
+    from drive.state import load_state, save_state
+
+    cfg = prune_config(args)
+    if args.out:
+        check_writable(Path(args.out), "--out")
+    if args.checkpoint:
+        check_writable(Path(args.checkpoint), "--checkpoint")
+    prepare_dataset(cfg.dataset, cfg.data)
+    state = load_state(args.checkpoint) if args.checkpoint and Path(args.checkpoint).exists() else None
+    exp = Experiment(cfg, state)
+    bar = tqdm(total=total_epochs(exp.plan), initial=exp.epochs_done, unit="epoch",
+               desc=f"{cfg.method} s={cfg.sparsity:g}", disable=args.quiet, file=sys.stderr)
+
+    def on_progress(p) -> None:
+        m = p.metrics
+        if m["phase"] not in ("prune", "rewind"):
+            bar.update(1)
+        bar.set_postfix(phase=m["phase"], density=f"{m['density']:.3f}",
+                        acc=f"{m['test_acc']:.3f}" if m.get("test_acc") is not None else "-")
+        if args.checkpoint:
+            save_state(p.state(), args.checkpoint)
+
+    metrics = exp.run(on_progress)
+    bar.close()
+    print(format_metrics(metrics))
+    if args.out:
+        Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
+        print(f"metrics written to {args.out}")
+    return 0 if metrics["status"] == "finished" else 1
+
+
+def format_metrics(m: dict[str, Any]) -> str:
+    """A short human summary of one experiment's metrics."""
+    acc = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    lines = [
+        f"method {m['method']}  model {m['model']}  dataset {m['dataset']}  seed {m['seed']}  "
+        f"status {m['status']}" + (f" ({m['reason']})" if m.get("reason") else ""),
+        f"sparsity target {m['sparsity']:g}  achieved density {m['density']:.4f} "
+        f"({m['params_remaining']}/{m['params_prunable']} prunable weights kept)",
+        f"test accuracy final {acc(m['test_acc'])}  best {acc(m['best_test_acc'])}",
+        f"prune time {m['prune_time_s']:.2f}s ({m['prune_samples']} sample passes)  "
+        f"train time {m['train_time_s']:.2f}s  total {m['total_time_s']:.2f}s  "
+        f"wall {m['wall_time_s']:.2f}s",
+    ]
+    if m["collapsed_layers"]:
+        lines.append(f"WARNING collapsed layers (no weight left): {', '.join(m['collapsed_layers'])}")
+    return "\n".join(lines)
+
+
+# ---- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="drive-sweep", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prune", help="run one experiment (no Ray)")
+    p.add_argument("--config", help="experiment YAML file")
+    p.add_argument("--method", help="dense, drive, snip, grasp, synflow, magnitude, random, imp")
+    p.add_argument("--sparsity", help="target sparsity in [0, 1)")
+    p.add_argument("--model", help="model registry name or package.module:factory")
+    p.add_argument("--dataset", help="data set registry name or package.module:factory")
+    p.add_argument("--epochs", help="training epochs (train.epochs)")
+    p.add_argument("--warmup-epochs", dest="warmup_epochs", help="DRIVE's dense warm-up epochs")
+    p.add_argument("--prune-iterations", dest="prune_iterations", help="pruning iterations T")
+    p.add_argument("--seed", help="random seed")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field by dotted name")
+    p.add_argument("--out", help="write the metrics as JSON to this file")
+    p.add_argument("--checkpoint", help="save the resumable state here every epoch; resume from it if present")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_prune)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except _input_errors() as e:
+        for line in str(e).splitlines() or [type(e).__name__]:
+            print(f"drive-sweep: error: {line}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The device-resident loader: coverage, repeatability, normalisation, crop/flip, formats."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from drive.config import DataConfig
+from drive.data import DataError, ImageData, make_loaders
+from drive.data.augment import crop_flip, derive_seed
+
+MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+
+
+def make_data(n=37, size=8, low=0, high=256, **kwargs) -> ImageData:
+    """Labels are the sample indices, so a batch's y says which images it holds."""
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(low, high, (n, 3, size, size), generator=g, dtype=torch.uint8)
+    return ImageData(images, torch.arange(n), images[:11].clone(), torch.arange(11), num_classes=n,
+                     mean=MEAN, std=STD, **kwargs)
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    return (images.double() / 255 - torch.tensor(MEAN).view(-1, 1, 1).double()) \
+        / torch.tensor(STD).view(-1, 1, 1).double()
+
+
+def denormalise(x: torch.Tensor) -> torch.Tensor:
+    raw = (x.double() * torch.tensor(STD).view(-1, 1, 1) + torch.tensor(MEAN).view(-1, 1, 1)) * 255
+    return raw.round().to(torch.uint8)
+
+
+def epoch(loader, e=0):
+    loader.set_epoch(e)
+    xs, ys = zip(*loader)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def loaders(data, batch_size=8, seed=0, **cfg):
+    return make_loaders(data, DataConfig(**cfg), batch_size, 5, torch.device("cpu"), seed)
+
+
+def test_every_sample_once_per_epoch_and_last_batch_smaller():
+    train, _ = loaders(make_data())
+    assert len(train) == 5 and train.num_samples == 37
+    sizes = [len(y) for _, y in train]
+    assert sizes == [8, 8, 8, 8, 5]
+    for e in (0, 1, -3):
+        _, y = epoch(train, e)
+        assert sorted(y.tolist()) == list(range(37))
+        assert y.dtype == torch.int64
+
+
+def test_order_is_a_function_of_seed_and_epoch():
+    data = make_data()
+    a, _ = loaders(data, augment=True, crop_padding=2, flip=True)
+    b, _ = loaders(data, augment=True, crop_padding=2, flip=True)
+    c, _ = loaders(data, seed=1, augment=True, crop_padding=2, flip=True)
+    xa, ya = epoch(a, 5)
+    epoch(b, 4)  # what b did before does not matter
+    xb, yb = epoch(b, 5)
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not torch.equal(ya, epoch(a, 6)[1])
+    assert not torch.equal(ya, epoch(a, -5)[1])
+    assert not torch.equal(ya, epoch(c, 5)[1])
+    assert not torch.equal(ya, torch.arange(37))
+
+
+def test_derive_seed_is_nonnegative_and_distinct():
+    seeds = {derive_seed(s, e) for s in (0, 1, 2**40) for e in range(-3, 4)}
+    assert len(seeds) == 21 and all(0 <= s < 2**63 for s in seeds)
+
+
+def test_normalisation_of_a_constant_image():
+    images = torch.full((2, 3, 4, 4), 128, dtype=torch.uint8)
+    data = ImageData(images, torch.tensor([0, 1]), images, torch.tensor([0, 1]), num_classes=2,
+                     mean=MEAN, std=STD)
+    x, _ = epoch(loaders(data)[0])
+    expected = (128 / 255 - torch.tensor(MEAN)) / torch.tensor(STD)
+    assert x.dtype == torch.float32
+    torch.testing.assert_close(x, expected.view(1, 3, 1, 1).expand(2, 3, 4, 4), rtol=0, atol=1e-5)
+
+
+def test_without_augmentation_batches_are_the_normalised_images():
+    data = make_data(augment=True, crop_padding=2, flip=True)
+    train, _ = loaders(data, augment=False)
+    x, y = epoch(train, 3)
+    torch.testing.assert_close(x.double(), normalise(data.train_images[y]), rtol=0, atol=1e-5)
+
+
+def test_test_loader_keeps_order_and_does_not_augment():
+    data = make_data(augment=True, crop_padding=2, flip=True)
+    _, test = loaders(data)
+    assert len(test) == 3 and test.num_samples == 11
+    for e in (0, 7):
+        x, y = epoch(test, e)
+        assert torch.equal(y, torch.arange(11))
+        torch.testing.assert_close(x.double(), normalise(data.test_images), rtol=0, atol=1e-5)
+
+
+def reference_crop_flip(image, dy, dx, flip, padding, pad_mode):
+    """Slow per-image reference: pad, cut the window, mirror."""
+    mode = "reflect" if pad_mode == "reflect" else "constant"
+    padded = F.pad(image[None].float(), (padding,) * 4, mode=mode)[0]
+    h, w = image.shape[1:]
+    window = padded[:, dy:dy + h, dx:dx + w]
+    return (window.flip(-1) if flip else window).to(image.dtype)
+
+
+@pytest.mark.parametrize("pad_mode", ["reflect", "zeros"])
+def test_crop_flip_matches_per_image_reference(pad_mode):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(1, 256, (16, 3, 7, 9), generator=g, dtype=torch.uint8)
+    padding = 3
+    shifts = torch.randint(0, 2 * padding + 1, (16, 2), generator=g)
+    shifts[:4] = torch.tensor([[0, 0], [6, 6], [0, 6], [3, 3]])  # the extreme windows
+    flips = torch.rand(16, generator=g) < 0.5
+    out = crop_flip(x, padding, pad_mode, shifts, flips)
+    for i in range(16):
+        ref = reference_crop_flip(x[i], *shifts[i].tolist(), bool(flips[i]), padding, pad_mode)
+        assert torch.equal(out[i], ref), i
+    assert (out == 0).any() == (pad_mode == "zeros")  # x has no zero, only padding can bring one
+
+
+def test_flip_alone_mirrors_exactly():
+    x = torch.arange(2 * 1 * 3 * 4, dtype=torch.uint8).view(2, 1, 3, 4)
+    out = crop_flip(x, flips=torch.tensor([True, False]))
+    assert torch.equal(out[0], x[0].flip(-1)) and torch.equal(out[1], x[1])
+
+
+@pytest.mark.parametrize("pad_mode", ["reflect", "zeros"])
+def test_loader_crops_are_windows_of_the_padded_images(pad_mode):
+    padding = 2
+    data = make_data(n=12, size=6, low=1, augment=True, crop_padding=padding, flip=True)
+    x, y = epoch(loaders(data, pad_mode=pad_mode)[0], 1)
+    raw = denormalise(x)
+    unchanged = 0
+    for out, i in zip(raw, y.tolist()):
+        image = data.train_images[i]
+        offsets = range(2 * padding + 1)
+        candidates = [reference_crop_flip(image, dy, dx, f, padding, pad_mode)
+                      for dy in offsets for dx in offsets for f in (False, True)]
+        assert any(torch.equal(out, c) for c in candidates), i
+        unchanged += torch.equal(out, image)
+    assert unchanged < 6  # augmentation happened
+    assert (raw == 0).any() == (pad_mode == "zeros")
+
+
+def test_dataset_default_augmentation_and_overrides():
+    data = make_data(augment=True, crop_padding=3, flip=False)
+    assert data.augmentation(DataConfig()) == (3, False)
+    assert data.augmentation(DataConfig(crop_padding=1, flip=True)) == (1, True)
+    assert data.augmentation(DataConfig(augment=False)) == (0, False)
+    assert make_data().augmentation(DataConfig()) == (0, False)
+    train, _ = loaders(data)
+    assert (train.crop_padding, train.flip) == (3, False)
+
+
+def test_reflect_padding_must_be_smaller_than_the_image():
+    with pytest.raises(DataError, match="data.crop_padding"):
+        loaders(make_data(size=4), augment=True, crop_padding=4)
+    loaders(make_data(size=4), augment=True, crop_padding=4, pad_mode="zeros")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channels_last(channels_last):
+    train, test = make_loaders(make_data(augment=True, crop_padding=1, flip=True), DataConfig(), 8, 8,
+                               torch.device("cpu"), 0, channels_last=channels_last)
+    for loader in (train, test):
+        x, _ = next(iter(loader))
+        assert x.is_contiguous(memory_format=torch.channels_last) == channels_last
+        assert x.is_contiguous() != channels_last
+
+
+def test_on_device_false_gives_the_same_batches():
+    data = make_data(augment=True, crop_padding=2, flip=True)
+    a = epoch(loaders(data, on_device=True)[0], 2)
+    b = epoch(loaders(data, on_device=False)[0], 2)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_batches_equal_cpu_batches():
+    data = make_data(augment=True, crop_padding=2, flip=True)
+    cpu = epoch(loaders(data)[0], 2)
+    train, _ = make_loaders(data, DataConfig(), 8, 5, torch.device("cuda"), 0, channels_last=True)
+    x, y = epoch(train, 2)
+    assert x.device.type == "cuda" and y.device.type == "cuda"
+    torch.testing.assert_close(x.cpu(), cpu[0], rtol=0, atol=1e-5)
+    assert torch.equal(y.cpu(), cpu[1])
+
+
+def test_image_data_checks_its_tensors():
+    images = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+    with pytest.raises(DataError, match="uint8"):
+        ImageData(images.float(), torch.zeros(4, dtype=torch.long), images, torch.zeros(4, dtype=torch.long),
+                  num_classes=2, mean=(0.5,), std=(0.5,))
+    with pytest.raises(DataError, match=r"\[0, 2\)"):
+        ImageData(images, torch.full((4,), 2), images, torch.zeros(4, dtype=torch.long),
+                  num_classes=2, mean=(0.5,), std=(0.5,))
+    with pytest.raises(DataError, match="mean and std"):
+        ImageData(images, torch.zeros(4, dtype=torch.long), images, torch.zeros(4, dtype=torch.long),
+                  num_classes=2, mean=(0.5, 0.5, 0.5), std=(0.5,) * 3)

@@ -1,0 +1,200 @@
+"""End-to-end experiments on scikit-learn's digits (CPU, a few epochs each)."""
+
+import pytest
+import torch
+
+from drive.config import build_config
+from drive.experiment import Experiment, run
+from drive.imp import imp_densities
+from drive.masks import keep_count
+from drive.state import CheckpointError, load_state, save_state
+
+FAST = {"device": "cpu", "train": {"epochs": 3, "batch_size": 128, "eval_every": 1},
+        "model_args": {"width": 0.5}}
+
+
+def config(**fields):
+    tree = {**FAST, **fields}
+    tree["train"] = {**FAST["train"], **fields.get("train", {})}
+    return build_config(tree)
+
+
+def assert_pruned_weights_zero(exp: Experiment) -> None:
+    for n, w in exp.masks.weights.items():
+        assert (w[~exp.masks.keep[n]] == 0).all(), n
+
+
+@pytest.mark.parametrize("method,extra", [
+    ("drive", {"warmup_epochs": 1, "prune_iterations": 3}),
+    ("snip", {}), ("grasp", {}), ("synflow", {"prune_iterations": 5}), ("magnitude", {}),
+    ("random", {}),
+])
+def test_every_method_reaches_the_exact_density_and_keeps_pruned_weights_zero(method, extra):
+    exp = Experiment(config(method=method, sparsity=0.9, **extra))
+    m = exp.run()
+    assert m["status"] == "finished"
+    assert m["params_remaining"] == keep_count(0.1, m["params_prunable"])
+    assert m["density"] == m["params_remaining"] / m["params_prunable"]
+    assert set(m["layer_density"]) == set(exp.masks.keep)
+    assert 0 <= m["test_acc"] <= 1 and m["best_test_acc"] >= m["test_acc"]
+    assert m["total_time_s"] == pytest.approx(m["prune_time_s"] + m["train_time_s"])
+    assert_pruned_weights_zero(exp)
+
+
+def test_drive_runs_warmup_then_prunes_then_trains_the_rest():
+    cfg = config(method="drive", warmup_epochs=2, prune_iterations=4, train={"epochs": 4})
+    exp = Experiment(cfg)
+    m = exp.run()
+    phases = [h["phase"] for h in m["history"]]
+    assert phases == ["warmup", "warmup", "prune", "train", "train"]
+    assert [h["density"] for h in m["history"]][:2] == [1.0, 1.0]
+    n_train = exp.data.num_train
+    assert m["prune_samples"] == 2 * n_train + 4 * cfg.train.batch_size
+    assert m["prune_iterations"] == 4 and m["warmup_epochs"] == 2
+    # the LR schedule continues through pruning: cosine over all 4 epochs
+    lrs = [h["lr"] for h in m["history"] if "lr" in h]
+    assert lrs[0] > lrs[1] > lrs[2] > lrs[3]
+
+
+def test_drive_rewind_to_init_trains_from_the_initial_weights():
+    exp = Experiment(config(method="drive", warmup_epochs=1, prune_iterations=2,
+                            prune={"rewind": "init"}, train={"epochs": 2}))
+    init = {k: v.clone() for k, v in exp.init_weights.items()}
+    seen = {}
+
+    def spy(p):
+        if p.metrics["phase"] == "rewind":
+            seen.update({k: v.clone() for k, v in exp.model.state_dict().items()})
+
+    m = exp.run(spy)
+    assert [h["phase"] for h in m["history"]] == ["warmup", "prune", "rewind", "train", "train"]
+    for n, keep in exp.masks.keep.items():
+        key = f"{n}.weight"
+        assert torch.equal(seen[key][keep], init[key][keep])
+    assert_pruned_weights_zero(exp)
+
+
+@pytest.mark.parametrize("method,samples", [("snip", 128), ("synflow", 3), ("magnitude", 0),
+                                            ("grasp", 256)])
+def test_prune_samples_of_at_init_methods(method, samples):
+    m = run(config(method=method, prune_iterations=1 if method != "synflow" else 3,
+                   train={"epochs": 1}))
+    assert m["prune_samples"] == samples
+
+
+def test_imp_runs_one_round_per_level_and_reports_each():
+    cfg = config(method="imp", sparsity=0.6, imp={"rate": 0.4, "stops": [0.5]}, train={"epochs": 1})
+    exp = Experiment(cfg)
+    m = exp.run()
+    expected = imp_densities(0.6, 0.4, [0.5])
+    assert [round(1 - lv["sparsity"], 9) for lv in m["levels"]] == [round(d, 9) for d in expected]
+    assert [s.kind for s in exp.plan].count("prune") == len(expected) == 3
+    assert [lv["params_remaining"] for lv in m["levels"]] == [
+        keep_count(d, m["params_prunable"]) for d in expected]
+    last = m["levels"][-1]
+    assert last["test_acc"] == m["test_acc"] and last["density"] == m["density"]
+    assert m["prune_time_s"] == last["prune_time_s"] and m["prune_samples"] == last["prune_samples"]
+    # levels' pruning cost grows: every round of training counts
+    n_train = exp.data.num_train
+    assert [lv["prune_samples"] for lv in m["levels"]] == [n_train, 2 * n_train, 3 * n_train]
+    assert_pruned_weights_zero(exp)
+
+
+def test_imp_late_rewinding_rewinds_to_the_saved_epoch():
+    cfg = config(method="imp", sparsity=0.36, imp={"rate": 0.2, "rewind_epoch": 1},
+                 train={"epochs": 2})
+    exp = Experiment(cfg)
+    rewound = []
+
+    def spy(p):
+        if p.metrics["phase"] == "rewind":
+            rewound.append({k: v.clone() for k, v in exp.model.state_dict().items()})
+
+    m = exp.run(spy)
+    assert len(m["levels"]) == 2
+    for state in rewound:
+        for n, keep in exp.masks.keep.items():
+            key = f"{n}.weight"
+            assert torch.equal(state[key][keep], exp.rewind_weights[key][keep])
+    key = next(iter(exp.init_weights))
+    assert not torch.equal(exp.rewind_weights[key], exp.init_weights[key])  # epoch 1, not init
+    # level 0 trains epochs 0..2, each later level epochs r..E = 1..2
+    phases = [h["phase"] for h in m["history"] if "train_loss" in h]
+    assert phases == ["imp", "imp", "imp", "train"]
+
+
+def _stop_after(n_events: int):
+    """A callback that keeps the state of event n, then interrupts the run."""
+    holder = {}
+
+    def callback(p):
+        holder["count"] = holder.get("count", 0) + 1
+        if holder["count"] == n_events:
+            holder["state"] = p.state()
+            raise KeyboardInterrupt
+
+    return holder, callback
+
+
+def comparable(m: dict) -> dict:
+    drop = {"prune_time_s", "train_time_s", "total_time_s", "eval_time_s", "wall_time_s", "history",
+            "levels"}
+    out = {k: v for k, v in m.items() if k not in drop}
+    out["history"] = [{k: v for k, v in h.items() if not k.endswith("_time_s")} for h in m["history"]]
+    out["levels"] = [{k: v for k, v in lv.items() if not k.endswith("_time_s")} for lv in m["levels"]]
+    return out
+
+
+@pytest.mark.parametrize("fields,stop", [
+    ({"method": "drive", "warmup_epochs": 2, "prune_iterations": 3, "train": {"epochs": 4}}, 1),
+    ({"method": "drive", "warmup_epochs": 2, "prune_iterations": 3, "train": {"epochs": 4}}, 3),
+    ({"method": "drive", "warmup_epochs": 1, "prune_iterations": 2, "train": {"epochs": 3}}, 4),
+    ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.3}, "train": {"epochs": 2}}, 4),
+    ({"method": "snip", "train": {"epochs": 3}}, 2),
+])
+def test_resumed_experiment_ends_with_the_same_metrics(fields, stop, tmp_path):
+    cfg = config(**fields)
+    straight = run(cfg)
+    holder, callback = _stop_after(stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, callback)
+    save_state(holder["state"], tmp_path / "state.pt")
+    resumed = run(cfg, state=load_state(tmp_path / "state.pt"))
+    assert comparable(resumed) == comparable(straight)
+
+
+def test_resume_refuses_a_state_of_another_config():
+    holder, callback = _stop_after(1)
+    with pytest.raises(KeyboardInterrupt):
+        run(config(method="snip"), callback)
+    with pytest.raises(CheckpointError, match="different config.*sparsity"):
+        Experiment(config(method="snip", sparsity=0.5), holder["state"])
+
+
+def test_unreadable_checkpoint_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="checkpoint: cannot read"):
+        load_state(bad)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_state(tmp_path / "missing.pt")
+
+
+def test_diverging_run_ends_with_a_recorded_reason():
+    m = run(config(method="magnitude", sparsity=0.5, train={"lr": 1e12, "momentum": 0.0}))
+    assert m["status"] == "diverged"
+    assert "loss" in m["reason"]
+
+
+def test_same_seed_same_result_and_other_seed_differs():
+    a = run(config(method="snip", train={"epochs": 1}))
+    b = run(config(method="snip", train={"epochs": 1}))
+    c = run(config(method="snip", seed=1, train={"epochs": 1}))
+    assert comparable(a) == comparable(b)
+    assert a["layer_density"] != c["layer_density"] or a["test_acc"] != c["test_acc"]
+
+
+def test_dense_baseline_prunes_nothing():
+    m = run(config(method="dense", train={"epochs": 1}))
+    assert m["density"] == 1.0 and m["sparsity"] == 0.0
+    assert m["prune_time_s"] == 0.0 and m["prune_samples"] == 0

@@ -1,0 +1,143 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from drive.config import ConfigError
+from drive.masks import Masks, keep_count, prunable_layers, select_top_k
+
+
+def small_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(4, 3),
+    )
+
+
+def test_prunable_layers_are_conv_and_linear_weights_in_order():
+    net = small_net()
+    layers = prunable_layers(net)
+    assert list(layers) == ["0", "3", "7"]
+    assert layers["0"] is net[0].weight and layers["7"] is net[7].weight
+    assert list(prunable_layers(net, exclude_first=True)) == ["3", "7"]
+    assert list(prunable_layers(net, exclude_last=True)) == ["0", "3"]
+    assert list(prunable_layers(net, exclude_first=True, exclude_last=True)) == ["3"]
+
+
+def test_no_prunable_layer_is_a_config_error():
+    with pytest.raises(ConfigError, match="model"):
+        prunable_layers(nn.Sequential(nn.ReLU()))
+    with pytest.raises(ConfigError, match="exclude"):
+        prunable_layers(nn.Sequential(nn.Linear(2, 2)), exclude_first=True)
+
+
+@pytest.mark.parametrize("density,n,k", [(0.1, 1000, 100), (0.5, 3, 2), (0.25, 2, 1), (0.0, 10, 0),
+                                         (1.0, 7, 7), (0.02, 25, 1), (0.3, 10, 3)])
+def test_keep_count_rounds_half_up(density, n, k):
+    assert keep_count(density, n) == k
+
+
+def test_top_k_keeps_exactly_k_with_ties_broken_by_position():
+    keep = {"a": torch.ones(2, 3, dtype=torch.bool), "b": torch.ones(4, dtype=torch.bool)}
+    scores = {"a": torch.ones(2, 3), "b": torch.ones(4)}  # all tied
+    out = select_top_k(scores, keep, 4)
+    assert int(out["a"].sum() + out["b"].sum()) == 4
+    assert out["a"].flatten().tolist() == [True] * 4 + [False] * 2
+    assert not out["b"].any()
+    # deterministic: same answer again, also for ties inside the threshold
+    scores = {"a": torch.tensor([[3., 1., 2.], [2., 2., 0.]]), "b": torch.tensor([2., 5., 2., 1.])}
+    out = select_top_k(scores, keep, 4)
+    assert out["a"].flatten().tolist() == [True, False, True, True, False, False]
+    assert out["b"].tolist() == [False, True, False, False]
+
+
+def test_pruned_weights_are_never_revived_and_nan_ranks_last():
+    keep = {"a": torch.tensor([True, False, True, True, True])}
+    scores = {"a": torch.tensor([1.0, 100.0, float("nan"), 3.0, 2.0])}
+    out = select_top_k(scores, keep, 3)
+    assert out["a"].tolist() == [True, False, False, True, True]
+    with pytest.raises(ValueError):
+        select_top_k(scores, keep, 5)
+
+
+@pytest.mark.parametrize("density", [0.5, 0.1, 0.02, 0.013])
+def test_global_and_layerwise_counts_are_exact(density):
+    torch.manual_seed(0)
+    net = small_net()
+    masks = Masks.for_model(net)
+    masks.prune_to({n: w.detach().abs() for n, w in masks.weights.items()}, density)
+    assert masks.kept == round(density * masks.total + 1e-9) == keep_count(density, masks.total)
+    assert math.isclose(masks.density(), masks.kept / masks.total)
+    for n, w in masks.weights.items():
+        assert torch.equal(w == 0, ~masks.keep[n]) or bool((w[~masks.keep[n]] == 0).all())
+
+    masks = Masks.for_model(small_net())
+    masks.prune_to({n: torch.rand(w.shape) for n, w in masks.weights.items()}, density, "layerwise")
+    for n, m in masks.keep.items():
+        assert int(m.sum()) == keep_count(density, m.numel())
+
+
+def test_collapsed_layer_is_flagged():
+    net = small_net()
+    masks = Masks.for_model(net)
+    scores = {n: torch.ones_like(w) for n, w in masks.weights.items()}
+    scores["7"] = torch.zeros_like(masks.weights["7"])  # the classifier scores lowest
+    masks.prune_to(scores, 0.5)
+    assert masks.collapsed_layers() == ["7"]
+    assert masks.summary()["layer_density"]["7"] == 0.0
+
+
+def _train_steps(net, masks, steps=20, use_masks=True):
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    x, y = torch.randn(16, 1, 6, 6), torch.randint(0, 3, (16,))
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        masks.step(opt) if use_masks else opt.step()
+    return opt
+
+
+def test_masked_weights_stay_zero_through_momentum_and_weight_decay():
+    torch.manual_seed(0)
+    net = small_net()
+    masks = Masks.for_model(net)
+    opt = _train_steps(net, masks, steps=5)  # dense phase fills momentum buffers
+    masks.prune_to({n: w.detach().abs() for n, w in masks.weights.items()}, 0.2)
+    masks.mask_optimizer_state(opt)
+    for n, w in masks.weights.items():
+        assert (opt.state[w]["momentum_buffer"][~masks.keep[n]] == 0).all()
+    pruned = {n: ~m for n, m in masks.keep.items()}
+    x = torch.randn(16, 1, 6, 6)
+    y = torch.randint(0, 3, (16,))
+    for _ in range(20):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        masks.step(opt)
+    for n, w in masks.weights.items():
+        assert (w[pruned[n]] == 0).all()
+        assert (w[~pruned[n]] != 0).any()  # the kept weights did train
+
+
+def test_without_enforcement_momentum_would_revive_pruned_weights():
+    """The control for the test above: plain SGD steps do move zeroed weights."""
+    torch.manual_seed(0)
+    net = small_net()
+    masks = Masks.for_model(net)
+    masks.prune_to({n: w.detach().abs() for n, w in masks.weights.items()}, 0.2)
+    _train_steps(net, masks, steps=3, use_masks=False)
+    assert any((w[~masks.keep[n]] != 0).any() for n, w in masks.weights.items())
+
+
+def test_state_dict_round_trip_reapplies_mask():
+    torch.manual_seed(0)
+    a, b = small_net(), small_net()
+    ma, mb = Masks.for_model(a), Masks.for_model(b)
+    ma.prune_to({n: torch.rand(w.shape) for n, w in ma.weights.items()}, 0.3)
+    mb.load_state_dict(ma.state_dict())
+    for n in ma.keep:
+        assert torch.equal(ma.keep[n], mb.keep[n])
+        assert (mb.weights[n][~mb.keep[n]] == 0).all()
+    with pytest.raises(ValueError, match="checkpoint"):
+        mb.load_state_dict({"0": ma.keep["0"]})
