@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,67 @@ def format_metrics(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# ---- sweeps ------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sweeps.launch import run_sweep
+    from sweeps.spec import load_spec
+
+    overrides = list(args.set or [])
+    overrides += [f"{field}={value}" for field, value in
+                  (("storage", args.storage), ("name", args.name)) if value is not None]
+    spec = load_spec(args.sweep, overrides)
+    path = run_sweep(spec, address=args.address)
+    return finish_sweep(path)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from sweeps.launch import resume_sweep
+
+    return finish_sweep(resume_sweep(args.experiment_dir, address=args.address))
+
+
+def finish_sweep(path: str) -> int:
+    """Write the results files and print the summary; exit 1 when a trial did not finish."""
+    from sweeps.results import summarize, write_results
+
+    frame = write_results(path)
+    print(summarize(frame))
+    print(f"results: {path}/results.csv and results.parquet")
+    return 0 if frame["status"].isin(["finished"]).all() else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import write_report
+
+    for path in args.experiment_dirs:
+        if not Path(path).exists():
+            raise UsageError(f"EXPERIMENT_DIR: {path} does not exist")
+    check_writable(Path(args.out), "--out")
+    report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity)
+    print(f"report written to {report}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    from analysis.report import write_report
+    from sweeps.launch import run_sweep
+    from sweeps.spec import load_spec
+
+    demo = resources.files("sweeps") / "configs" / "demo.yaml"
+    name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
+    overrides = list(args.set or []) + [f"storage={args.storage}", f"name={name}"]
+    spec = load_spec(str(demo), overrides)
+    path = run_sweep(spec)
+    status = finish_sweep(path)
+    out = Path(args.out or f"{path}/report")
+    print(f"report written to {write_report([path], out)}")
+    return status
+
+
 # ---- parser -----------------------------------------------------------------------------------
 
 
@@ -152,6 +214,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="save the resumable state here every epoch; resume from it if present")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_prune)
+
+    p = sub.add_parser("run", help="run a sweep with Ray Tune (embedded local Ray by default)")
+    p.add_argument("sweep", help="sweep YAML file")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a sweep-file field by dotted name (e.g. experiment.train.epochs=2)")
+    p.add_argument("--address", help="attach to a Ray cluster (e.g. auto under `ray job submit`)")
+    p.add_argument("--storage", help="results root: local folder, NFS path, s3://..., gs://...")
+    p.add_argument("--name", help="experiment name (folder under the storage path)")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("resume", help="continue a stopped sweep (finished trials are not re-run)")
+    p.add_argument("experiment_dir", help="the sweep's folder, <storage>/<name>")
+    p.add_argument("--address", help="attach to a Ray cluster")
+    p.set_defaults(handler=cmd_resume)
+
+    p = sub.add_parser("report", help="figures, report.md and LaTeX tables from experiment folders")
+    p.add_argument("experiment_dirs", nargs="+", metavar="EXPERIMENT_DIR")
+    p.add_argument("--out", required=True, help="folder for the report")
+    p.add_argument("--sparsity", type=float, help="sparsity for the per-layer and ablation figures")
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("demo", help="run the demo sweep on digits and write its report")
+    p.add_argument("--storage", default="./results", help="results root (default ./results)")
+    p.add_argument("--name", help="experiment name (default: demo-<date>-<time>)")
+    p.add_argument("--out", help="report folder (default <storage>/<name>/report)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a demo.yaml field")
+    p.set_defaults(handler=cmd_demo)
     return parser
 
 

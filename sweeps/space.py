@@ -1,0 +1,92 @@
+"""From a sweep's axes to trials and a Ray Tune search space.
+
+Grid axes are expanded here, not by Tune, because some axes are conditional:
+
+- ``warmup_epochs``, ``prune_iterations``, ``drive.*`` and ``prune.rewind`` vary for DRIVE only;
+  ``imp.*`` for IMP only. Other methods get one trial instead of copies that differ in a field
+  they ignore.
+- ``dense`` ignores ``sparsity``: one trial per combination of the other axes.
+- ``imp`` gets one trial per combination of the other axes, pruning to the highest sparsity of
+  the axis and landing exactly on every other one on the way (``imp.stops``), each reported.
+
+The explicit trial list becomes one ``tune.grid_search`` (or, for Optuna, a choice of its index);
+sampled axes become Tune distributions drawn ``num_samples`` times.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from ray import tune
+
+from sweeps.spec import SweepSpec
+
+DRIVE_ONLY = ("warmup_epochs", "prune_iterations", "drive.", "prune.rewind")
+IMP_ONLY = ("imp.",)
+
+
+def applies(key: str, method: str) -> bool:
+    """Whether the dotted config field ``key`` matters to ``method``."""
+    if key.startswith(DRIVE_ONLY):
+        return method == "drive"
+    if key.startswith(IMP_ONLY):
+        return method == "imp"
+    if key == "sparsity":
+        return method != "dense"
+    return True
+
+
+def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The sweep's grid points after the conditional rules, as dotted overrides per trial."""
+    axes = spec.grid_axes
+    methods = axes.get("method", [spec.experiment.get("method", "drive")])
+    trials: list[dict[str, Any]] = []
+    for method in methods:
+        relevant = {k: v for k, v in axes.items() if k != "method" and applies(k, method)}
+        sparsities = relevant.pop("sparsity", None) if method == "imp" else None
+        for combo in itertools.product(*relevant.values()):
+            trial = {"method": method, **dict(zip(relevant, combo))}
+            if sparsities:
+                base_stops = spec.experiment.get("imp", {}).get("stops", [])
+                trial["sparsity"] = max(sparsities)
+                stops = sorted(set(sparsities) - {max(sparsities)} | set(trial.get("imp.stops", base_stops)))
+                if stops:
+                    trial["imp.stops"] = stops
+            trials.append(trial)
+    unique = {json.dumps(t, sort_keys=True): t for t in trials}
+    return list(unique.values())
+
+
+def sampled_overrides(config: dict[str, Any], method: str) -> dict[str, Any]:
+    """The values Tune sampled for this trial, limited to the fields that matter to ``method``."""
+    return {k: v for k, v in config.items() if k not in ("trial", "trial_index") and applies(k, method)}
+
+
+def _distribution(sampler: dict[str, Any]):
+    kind, args = next(iter(sampler.items()))
+    return {"choice": lambda: tune.choice(args), "uniform": lambda: tune.uniform(*args),
+            "loguniform": lambda: tune.loguniform(*args), "randint": lambda: tune.randint(*args),
+            "quniform": lambda: tune.quniform(*args)}[kind]()
+
+
+def param_space(spec: SweepSpec, trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tune's ``param_space``: the trial list plus the sampled axes."""
+    space = {key: _distribution(s) for key, s in spec.sampled_axes.items()}
+    if spec.search.algorithm == "optuna":
+        space["trial_index"] = tune.choice(list(range(len(trials))))
+    else:
+        space["trial"] = tune.grid_search(trials)
+    return space
+
+
+def trial_dirname(trial) -> str:
+    """Short, readable trial folder names: ``drive_s0.9_seed0_<id>``."""
+    point = trial.config.get("trial") or {}
+    parts = [str(point.get("method", trial.trainable_name))]
+    if "sparsity" in point:
+        parts.append(f"s{point['sparsity']}")
+    if "seed" in point:
+        parts.append(f"seed{point['seed']}")
+    return "_".join(parts + [trial.trial_id])

@@ -1,0 +1,186 @@
+"""A sweep file: a base experiment config plus ``sweep:`` axes, resources, storage and policy.
+
+.. code-block:: yaml
+
+    name: demo
+    storage: ./results
+    experiment: {dataset: digits, train: {epochs: 12}}   # drive-sweep prune's config
+    sweep:
+      method: [dense, drive, snip, imp]                  # a list = a grid axis
+      sparsity: [0.5, 0.9]
+      seed: [0, 1]
+      warmup_epochs: [1, 2]                              # varies for DRIVE only
+      train.lr: {loguniform: [0.01, 0.2]}                # sampled num_samples times
+    search: {algorithm: grid, num_samples: 1}
+    resources: {cpu: 1, gpu: 0.25}
+
+The whole file is validated (every trial's experiment config included) before Ray starts;
+every problem is one ``field: ...`` line (:class:`SweepError`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from drive.config import (ConfigError, ExperimentConfig, apply_overrides, format_validation_error,
+                          read_yaml)
+
+SAMPLERS = ("choice", "uniform", "loguniform", "randint", "quniform")
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
+
+
+class SweepError(ValueError):
+    """An invalid sweep file; ``str()`` is one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchSpec(_Section):
+    algorithm: Literal["grid", "random", "optuna"] = "grid"
+    num_samples: int = Field(1, ge=1, description="samples of the sampled axes (per grid point)")
+    metric: str = "test_acc"
+    mode: Literal["max", "min"] = "max"
+    seed: int | None = Field(None, description="seed of the search algorithm")
+
+
+class ResourcesSpec(_Section):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0, description="fractions pack trials on a GPU (0.25 = four per GPU)")
+
+
+class SchedulerSpec(_Section):
+    name: Literal["fifo", "asha"] = "fifo"
+    max_t: int = Field(100, ge=1, description="ASHA: most epochs a trial may run")
+    grace_period: int = Field(1, ge=1, description="ASHA: epochs before a trial can be stopped")
+    reduction_factor: float = Field(4.0, gt=1)
+
+
+class SweepSpec(_Section):
+    """One sweep: what to run, where results go, and how Ray runs it."""
+
+    name: str = Field("sweep", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    storage: str = Field("./results", description="local folder, NFS path, s3://, gs://")
+    experiment: dict[str, Any] = Field(default_factory=dict, description="the base experiment config")
+    sweep: dict[str, Any] = Field(default_factory=dict, description="axes: dotted field -> values")
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    max_concurrent: int | None = Field(None, ge=1)
+    retries: int = Field(2, ge=0, description="times a failed trial is retried from its checkpoint")
+    checkpoint_every: int = Field(2, ge=1, description="epochs between checkpoints (plus phase ends)")
+    keep_checkpoints: int = Field(2, ge=1)
+    reuse_actors: bool = Field(True, description="run trials in reused worker processes (less start-up)")
+    report_every_s: float = Field(10.0, gt=0, description="seconds between progress tables")
+
+    @field_validator("sweep")
+    @classmethod
+    def _axes_are_lists_or_samplers(cls, axes: dict[str, Any]) -> dict[str, Any]:
+        for key, values in axes.items():
+            if isinstance(values, list):
+                if not values:
+                    raise ValueError(f"{key}: an axis needs at least one value")
+            elif isinstance(values, dict):
+                if len(values) != 1 or next(iter(values)) not in SAMPLERS:
+                    raise ValueError(f"{key}: a sampled axis is one of {', '.join(SAMPLERS)}, "
+                                     f"e.g. {{loguniform: [0.01, 0.2]}}")
+                kind, args = next(iter(values.items()))
+                if not isinstance(args, list) or (kind != "choice" and len(args) not in (2, 3)):
+                    raise ValueError(f"{key}: {kind} takes a list of arguments, e.g. [low, high]")
+            else:
+                raise ValueError(f"{key}: must be a list of values or a sampler mapping")
+        return axes
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_kind(cls, v: str) -> str:
+        if "://" in v and not v.startswith(REMOTE_SCHEMES):
+            raise ValueError(f"unsupported scheme; use a local path or {', '.join(REMOTE_SCHEMES)}")
+        return v
+
+    @property
+    def grid_axes(self) -> dict[str, list[Any]]:
+        return {k: v for k, v in self.sweep.items() if isinstance(v, list)}
+
+    @property
+    def sampled_axes(self) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.sweep.items() if isinstance(v, dict)}
+
+    @property
+    def is_remote(self) -> bool:
+        return self.storage.startswith(REMOTE_SCHEMES)
+
+    def experiment_path(self) -> str:
+        """Where Ray Tune writes this sweep: ``<storage>/<name>``."""
+        if self.is_remote:
+            return f"{self.storage.rstrip('/')}/{self.name}"
+        return str(Path(self.storage).expanduser().resolve() / self.name)
+
+
+def load_spec(path: str | Path | None = None, overrides: list[str] | None = None,
+              tree: dict[str, Any] | None = None) -> SweepSpec:
+    """Read and validate a sweep file (or ``tree``), with ``key=value`` overrides applied."""
+    try:
+        data = dict(tree) if tree is not None else read_yaml(path) if path else {}
+        data = apply_overrides(data, overrides or [])
+    except ConfigError as e:
+        raise SweepError(e.problems) from None
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as e:
+        raise SweepError(format_validation_error(e)) from None
+    _validate_experiments(spec)
+    return spec
+
+
+def _validate_experiments(spec: SweepSpec) -> None:
+    """Every trial's experiment config must be valid: one line per distinct problem."""
+    from sweeps.space import expand_trials  # the expansion needs the validated spec
+
+    problems: list[str] = []
+    try:
+        ExperimentConfig.model_validate(spec.experiment)
+    except ValidationError as e:
+        problems += [f"experiment.{line}" for line in format_validation_error(e)]
+    if problems:
+        raise SweepError(problems)
+    for trial in expand_trials(spec):
+        for bounds in _sampler_bounds(spec):
+            try:
+                trial_config(spec.experiment, {**trial, **bounds})
+            except ConfigError as e:
+                where = ", ".join(f"{k}={v}" for k, v in {**trial, **bounds}.items())
+                problems += [f"sweep: {p} (trial {where})" for p in e.problems]
+    if problems:
+        raise SweepError(list(dict.fromkeys(problems))[:20])
+
+
+def _sampler_bounds(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Each sampled axis at each of its extreme (or choice) values, one axis at a time, so that
+    a bad range fails before Ray starts."""
+    checks: list[dict[str, Any]] = [{}]
+    for key, sampler in spec.sampled_axes.items():
+        kind, args = next(iter(sampler.items()))
+        values = args if kind == "choice" else [args[0], args[1] - 1 if kind == "randint" else args[1]]
+        checks += [{key: v} for v in values]
+    return checks
+
+
+def trial_config(base: dict[str, Any], overrides: dict[str, Any]) -> ExperimentConfig:
+    """The experiment config of one trial: the base config with the trial's dotted values set."""
+    import copy
+
+    from drive.config import build_config, set_dotted
+
+    tree = copy.deepcopy(base)
+    for key, value in overrides.items():
+        set_dotted(tree, key, value)
+    return build_config(tree)

@@ -1,0 +1,81 @@
+"""Reading and writing sweep files on local folders, NFS, S3 or GCS through pyarrow's filesystems
+(the same layer Ray Tune uses for its storage path)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from sweeps.spec import REMOTE_SCHEMES, SweepError
+
+#: Files of a trial folder that the analysis needs (no checkpoints).
+RESULT_FILES = ("result.json", "params.json", "error.txt")
+
+
+def _fs(path: str) -> tuple[pafs.FileSystem, str]:
+    if path.startswith(REMOTE_SCHEMES):
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), str(Path(path).expanduser().resolve())
+
+
+def write_text(path: str, text: str) -> None:
+    fs, p = _fs(path)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(p) as f:
+        f.write(text.encode())
+
+
+def read_text(path: str) -> str:
+    fs, p = _fs(path)
+    if fs.get_file_info(p).type != pafs.FileType.File:
+        raise FileNotFoundError(path)
+    with fs.open_input_stream(p) as f:
+        return f.read().decode()
+
+
+def experiment_exists(path: str) -> bool:
+    """Whether ``path`` already holds a sweep (its spec or Tune's experiment state)."""
+    fs, p = _fs(path)
+    if fs.get_file_info(p).type != pafs.FileType.Directory:
+        return False
+    names = [info.base_name for info in fs.get_file_info(pafs.FileSelector(p))]
+    return any(n == "sweep.yaml" or n.startswith("experiment_state") for n in names)
+
+
+def ensure_writable(path: str) -> None:
+    """Fail with one ``storage:`` line before any work when ``path`` cannot be written."""
+    try:
+        write_text(f"{path}/.drive-sweep-write-test", "")
+        fs, p = _fs(f"{path}/.drive-sweep-write-test")
+        fs.delete_file(p)
+    except OSError as e:
+        raise SweepError([f"storage: cannot write to {path} ({str(e).splitlines()[0] if str(e) else e})"]) from None
+
+
+def local_copy(path: str) -> Path:
+    """A local folder with the experiment's result files: ``path`` itself when local, else a
+    temporary copy of every trial's result files (no checkpoints)."""
+    if not path.startswith(REMOTE_SCHEMES):
+        return Path(path).expanduser().resolve()
+    fs, root = _fs(path)
+    target = Path(tempfile.mkdtemp(prefix="drive-sweep-results-"))
+    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+        if info.type == pafs.FileType.File and info.base_name in RESULT_FILES:
+            rel = info.path[len(root):].lstrip("/")
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with fs.open_input_stream(info.path) as f:
+                dest.write_bytes(f.read())
+    return target
+
+
+def upload(local_file: Path, path: str) -> None:
+    """Copy a local file to ``path`` (a no-op when that is the same local file)."""
+    fs, p = _fs(path)
+    if isinstance(fs, pafs.LocalFileSystem) and Path(p) == local_file.resolve():
+        return
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(p) as f:
+        f.write(local_file.read_bytes())
