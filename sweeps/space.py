@@ -49,7 +49,8 @@ def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
         for combo in itertools.product(*relevant.values()):
             trial = {"method": method, **dict(zip(relevant, combo))}
             if sparsities:
-                base_stops = spec.experiment.get("imp", {}).get("stops", [])
+                base_imp = spec.experiment.get("imp")
+                base_stops = base_imp.get("stops", []) if isinstance(base_imp, dict) else []
                 trial["sparsity"] = max(sparsities)
                 stops = sorted(set(sparsities) - {max(sparsities)} | set(trial.get("imp.stops", base_stops)))
                 if stops:

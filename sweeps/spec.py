@@ -142,25 +142,32 @@ def load_spec(path: str | Path | None = None, overrides: list[str] | None = None
 
 
 def _validate_experiments(spec: SweepSpec) -> None:
-    """Every trial's experiment config must be valid: one line per distinct problem."""
-    from sweeps.space import expand_trials  # the expansion needs the validated spec
+    """Every trial's experiment config must be valid: one line per distinct problem.
 
-    problems: list[str] = []
+    A problem that the base config has by itself is reported as ``experiment.<field>``; one that
+    an axis brings in as ``sweep: <field> (e.g. trial ...)``. A base value that no trial uses
+    (say a warm-up too long for DRIVE in a sweep without DRIVE) is no problem.
+    """
+    from sweeps.space import expand_trials
+
     try:
         ExperimentConfig.model_validate(spec.experiment)
+        in_base: set[str] = set()
     except ValidationError as e:
-        problems += [f"experiment.{line}" for line in format_validation_error(e)]
-    if problems:
-        raise SweepError(problems)
+        in_base = set(format_validation_error(e))
+    found: dict[str, str] = {}  # problem line -> where it comes from
     for trial in expand_trials(spec):
         for bounds in _sampler_bounds(spec):
+            point = {**trial, **bounds}
             try:
-                trial_config(spec.experiment, {**trial, **bounds})
+                trial_config(spec.experiment, point)
             except ConfigError as e:
-                where = ", ".join(f"{k}={v}" for k, v in {**trial, **bounds}.items())
-                problems += [f"sweep: {p} (trial {where})" for p in e.problems]
-    if problems:
-        raise SweepError(list(dict.fromkeys(problems))[:20])
+                for p in e.problems:
+                    found.setdefault(p, "" if p in in_base else
+                                     ", ".join(f"{k}={v}" for k, v in point.items()))
+    if found:
+        raise SweepError([f"experiment.{p}" if not where else f"sweep: {p} (e.g. trial {where})"
+                          for p, where in found.items()][:20])
 
 
 def _sampler_bounds(spec: SweepSpec) -> list[dict[str, Any]]:

@@ -58,7 +58,11 @@ def _wants_checkpoint(p: Progress, method: str, every: int) -> bool:
 
 
 def _lean(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metrics.items() if k != "history"}
+    """The final metrics for result.json: no history, and the experiment config renamed, since
+    Tune writes the trial's own ``config`` (its sweep point) into every line."""
+    out = {k: v for k, v in metrics.items() if k not in ("history", "config")}
+    out["experiment_config"] = metrics["config"]
+    return out
 
 
 def run_trial(config: dict[str, Any], *, base: dict[str, Any], trials: list[dict[str, Any]],
@@ -82,7 +86,7 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], trials: list[dict
         report = {"event": "epoch", **m, "test_acc": last_test_acc, "evaluated": "test_acc" in m}
         if p.level is not None:
             report.update({"event": "level", **identity, **p.level, "epochs": cfg.train.epochs,
-                           "config": cfg.model_dump(mode="json")})
+                           "experiment_config": cfg.model_dump(mode="json")})
         if _wants_checkpoint(p, cfg.method, checkpoint_every):
             with tempfile.TemporaryDirectory() as folder:
                 save_state(p.state(), Path(folder) / STATE_FILE)

@@ -1,0 +1,55 @@
+from ray import tune
+
+from sweeps.space import applies, expand_trials, param_space, sampled_overrides
+from sweeps.spec import load_spec
+
+
+def spec(sweep, **fields):
+    return load_spec(tree={"sweep": sweep, **fields})
+
+
+def test_warmup_and_iterations_vary_for_drive_only():
+    trials = expand_trials(spec({"method": ["drive", "snip"], "sparsity": [0.5, 0.9],
+                                 "warmup_epochs": [1, 2], "prune_iterations": [1, 10]}))
+    drive = [t for t in trials if t["method"] == "drive"]
+    snip = [t for t in trials if t["method"] == "snip"]
+    assert len(drive) == 2 * 2 * 2 and len(snip) == 2
+    assert all("warmup_epochs" not in t and "prune_iterations" not in t for t in snip)
+    assert {(t["warmup_epochs"], t["prune_iterations"]) for t in drive} == {(1, 1), (1, 10), (2, 1), (2, 10)}
+
+
+def test_dense_gets_one_trial_per_seed_and_imp_one_per_seed_reporting_every_sparsity():
+    trials = expand_trials(spec({"method": ["dense", "imp"], "sparsity": [0.5, 0.9, 0.8],
+                                 "seed": [0, 1], "warmup_epochs": [1, 2]}))
+    dense = [t for t in trials if t["method"] == "dense"]
+    imp = [t for t in trials if t["method"] == "imp"]
+    assert dense == [{"method": "dense", "seed": 0}, {"method": "dense", "seed": 1}]
+    assert imp == [{"method": "imp", "seed": s, "sparsity": 0.9, "imp.stops": [0.5, 0.8]} for s in (0, 1)]
+
+
+def test_method_from_the_base_config_when_not_an_axis():
+    trials = expand_trials(spec({"seed": [0, 1]}, experiment={"method": "synflow"}))
+    assert trials == [{"method": "synflow", "seed": 0}, {"method": "synflow", "seed": 1}]
+
+
+def test_applies_rules():
+    assert applies("drive.weights", "drive") and not applies("drive.weights", "snip")
+    assert applies("imp.rate", "imp") and not applies("imp.rate", "drive")
+    assert not applies("sparsity", "dense") and applies("train.lr", "dense")
+
+
+def test_param_space_grid_and_samplers():
+    s = spec({"method": ["drive"], "train.lr": {"loguniform": [0.01, 0.1]}, "seed": [0, 1]},
+             search={"num_samples": 3})
+    trials = expand_trials(s)
+    space = param_space(s, trials)
+    assert space["trial"] == tune.grid_search(trials)
+    assert isinstance(space["train.lr"], tune.search.sample.Float)
+    optuna = load_spec(tree={"sweep": {"seed": [0, 1]}, "search": {"algorithm": "optuna"}})
+    assert isinstance(param_space(optuna, expand_trials(optuna))["trial_index"], tune.search.sample.Categorical)
+
+
+def test_sampled_values_only_reach_methods_they_apply_to():
+    config = {"trial": {"method": "snip"}, "drive.weights": [1, 0, 0], "train.lr": 0.02}
+    assert sampled_overrides(config, "snip") == {"train.lr": 0.02}
+    assert sampled_overrides(config, "drive") == {"drive.weights": [1, 0, 0], "train.lr": 0.02}
