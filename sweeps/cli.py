@@ -133,6 +133,16 @@ def format_metrics(m: dict[str, Any]) -> str:
 # ---- sweeps ------------------------------------------------------------------------------------
 
 
+def sweep_file(name: str) -> str:
+    """A sweep file path, or the name of a shipped one (``demo``, ``cifar10_resnet18``, ...)."""
+    from importlib import resources
+
+    if Path(name).exists() or "/" in name:
+        return name
+    shipped = resources.files("sweeps") / "configs" / f"{name.removesuffix('.yaml')}.yaml"
+    return str(shipped) if shipped.is_file() else name
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from sweeps.launch import run_sweep
     from sweeps.spec import load_spec
@@ -140,7 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     overrides += [f"{field}={value}" for field, value in
                   (("storage", args.storage), ("name", args.name)) if value is not None]
-    spec = load_spec(args.sweep, overrides)
+    spec = load_spec(sweep_file(args.sweep), overrides)
     path = run_sweep(spec, address=args.address)
     return finish_sweep(path)
 
@@ -174,13 +184,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from importlib import resources
-
     from analysis.report import write_report
     from sweeps.launch import run_sweep
     from sweeps.spec import load_spec
 
-    demo = resources.files("sweeps") / "configs" / "demo.yaml"
+    demo = sweep_file("demo")
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
     overrides = list(args.set or []) + [f"storage={args.storage}", f"name={name}"]
     spec = load_spec(str(demo), overrides)
@@ -216,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_prune)
 
     p = sub.add_parser("run", help="run a sweep with Ray Tune (embedded local Ray by default)")
-    p.add_argument("sweep", help="sweep YAML file")
+    p.add_argument("sweep", help="sweep YAML file, or the name of a shipped one (demo, cifar10_resnet18, ...)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a sweep-file field by dotted name (e.g. experiment.train.epochs=2)")
     p.add_argument("--address", help="attach to a Ray cluster (e.g. auto under `ray job submit`)")

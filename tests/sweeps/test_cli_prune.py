@@ -1,0 +1,91 @@
+"""`drive-sweep prune`: one experiment from flags and config files, JSON out, one-line errors."""
+
+import json
+
+import pytest
+
+from drive.masks import keep_count
+from sweeps.cli import main
+
+KEYS = {"method", "sparsity", "test_acc", "best_test_acc", "density", "layer_density", "prune_time_s",
+        "prune_samples", "train_time_s", "total_time_s"}
+
+
+def run_prune(*args: str, capsys=None) -> int:
+    return main(["prune", "--quiet", "--device", "cpu", *args])
+
+
+def test_drive_on_digits_at_90_percent_keeps_10_percent_within_3_points_of_dense(tmp_path):
+    """The issue's acceptance check, with the CLI's default (embedded) config."""
+    assert run_prune("--out", str(tmp_path / "drive.json")) == 0
+    assert run_prune("--method", "dense", "--out", str(tmp_path / "dense.json")) == 0
+    drive = json.loads((tmp_path / "drive.json").read_text())
+    dense = json.loads((tmp_path / "dense.json").read_text())
+    assert KEYS <= set(drive)
+    assert (drive["method"], drive["sparsity"], dense["method"]) == ("drive", 0.9, "dense")
+    assert drive["params_remaining"] == keep_count(0.1, drive["params_prunable"])
+    assert abs(drive["density"] - 0.1) < 1e-4
+    assert 0 <= drive["test_acc"] <= 1
+    assert drive["test_acc"] >= dense["test_acc"] - 0.03
+
+
+def test_flags_config_file_and_set_compose(tmp_path, capsys):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("method: snip\nsparsity: 0.8\ntrain: {epochs: 3, batch_size: 128}\n")
+    out = tmp_path / "m.json"
+    assert run_prune("--config", str(cfg), "--sparsity", "0.5", "--epochs", "1", "--seed", "3",
+                     "--set", "model_args={width: 0.5}", "--out", str(out)) == 0
+    m = json.loads(out.read_text())
+    assert (m["method"], m["sparsity"], m["epochs"], m["seed"]) == ("snip", 0.5, 1, 3)
+    assert m["config"]["model_args"] == {"width": 0.5} and m["config"]["train"]["batch_size"] == 128
+    printed = capsys.readouterr().out
+    assert "method snip" in printed and "achieved density 0.5000" in printed
+
+
+def test_checkpoint_file_resumes_a_run(tmp_path):
+    ck = tmp_path / "state.pt"
+    args = ["--method", "magnitude", "--sparsity", "0.5", "--epochs", "2", "--checkpoint", str(ck)]
+    assert run_prune(*args, "--out", str(tmp_path / "a.json")) == 0
+    assert ck.exists()
+    # the checkpoint holds a finished run: resuming it re-runs nothing and gives the same result
+    assert run_prune(*args, "--out", str(tmp_path / "b.json")) == 0
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert a["test_acc"] == b["test_acc"] and a["history"] == b["history"]
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--method", "obd"], "method: Input should be 'dense', 'drive', 'snip'"),
+    (["--sparsity", "1.5"], "sparsity: must be in [0, 1)"),
+    (["--sparsity", "-0.2"], "sparsity: must be in [0, 1)"),
+    (["--warmup-epochs", "12", "--epochs", "12"], "warmup_epochs: must be less than train.epochs (12), got 12"),
+    (["--prune-iterations", "0"], "prune_iterations: must be an integer in [1, 10000]"),
+    (["--epochs", "0"], "train.epochs: Input should be greater than or equal to 1"),
+    (["--model", "resnet999"], "model: unknown model 'resnet999'"),
+    (["--dataset", "mnist"], "dataset: unknown dataset 'mnist'"),
+    (["--set", "train.lr=fast"], "train.lr: Input should be a valid number"),
+    (["--set", "nonsense"], "--set nonsense: expected key=value"),
+    (["--config", "/nonexistent.yaml"], "config: file not found: /nonexistent.yaml"),
+    (["--method", "snip", "--dataset", "cifar10", "--set", "data.root=/nonexistent"], "data.root:"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, line, capsys, tmp_path):
+    out = tmp_path / "never.json"
+    assert run_prune(*args, "--out", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"drive-sweep: error: {line}"), err
+    assert not out.exists()
+
+
+def test_unwritable_output_fails_before_running(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert run_prune("--out", str(blocker / "sub" / "m.json")) == 2
+    assert "--out: cannot write" in capsys.readouterr().err
+
+
+def test_unreadable_checkpoint_is_one_line(tmp_path, capsys):
+    ck = tmp_path / "state.pt"
+    ck.write_text("garbage")
+    assert run_prune("--checkpoint", str(ck)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("drive-sweep: error: checkpoint: cannot read")
