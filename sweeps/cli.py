@@ -34,20 +34,16 @@ class UsageError(Exception):
 
 def _input_errors() -> tuple[type[Exception], ...]:
     """Every exception type that means 'the input is wrong' (each is one line)."""
+    from analysis.results import ResultsError
     from drive.config import ConfigError
     from drive.data import DataError
     from drive.models import ModelError
     from drive.registry import RegistryError
     from drive.state import CheckpointError
+    from sweeps.spec import SweepError
 
-    errors: list[type[Exception]] = [UsageError, ConfigError, DataError, ModelError, RegistryError,
-                                     CheckpointError]
-    try:
-        from sweeps.spec import SweepError
-        errors.append(SweepError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (UsageError, ConfigError, DataError, ModelError, RegistryError, CheckpointError,
+            SweepError, ResultsError)
 
 
 def check_writable(path: Path, field: str) -> None:

@@ -1,0 +1,62 @@
+"""Experiment configs as flat dotted dicts, resolved with ``drive.config`` when it is there.
+
+Ray Tune overwrites a reported ``config`` with the trial's own config (the sweep's parameters),
+so a result line may carry only part of an experiment's config; :func:`resolve_config` fills in
+the defaults the experiment ran with. ``analysis`` still works without ``drive`` installed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+def weights_text(weights: Any) -> str | None:
+    """DRIVE's term weights as text: ``[1.0, 1.0, 0.5]`` -> ``'1,1,0.5'``."""
+    if isinstance(weights, str):
+        weights = json.loads(weights)
+    return None if weights is None else ",".join(f"{float(w):g}" for w in weights)
+
+
+def default_iterations(method: str | None) -> int | None:
+    """Pruning iterations T a method uses when its config leaves them unset."""
+    try:
+        from drive.config import DEFAULT_ITERATIONS
+    except ImportError:  # analysis works without the pruner library
+        return None
+    return DEFAULT_ITERATIONS.get(method or "")
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{'a': {'b': 1}}`` -> ``{'a.b': 1}``; dotted keys and lists are kept as they are."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def resolve_config(*sources: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat resolved experiment config from resolved/Tune configs and ``params.json``.
+
+    Tune's ``config`` may hold only the sweep axes, so when ``drive.config`` validates the
+    merged fields, its defaults fill in the rest; otherwise the fields are kept as given.
+    """
+    flat: dict[str, Any] = {}
+    for source in sources:
+        flat.update(flatten(source))
+    try:
+        from drive.config import ExperimentConfig, build_config, set_dotted
+    except ImportError:
+        return flat
+    tree: dict[str, Any] = {}
+    try:
+        for key, value in flat.items():
+            if key.split(".", 1)[0] in ExperimentConfig.model_fields:
+                set_dotted(tree, key, value)
+        return flatten(build_config(tree).model_dump(mode="json"))
+    except ValueError:  # not an experiment config we know: keep what was given
+        return flat

@@ -1,0 +1,170 @@
+"""``drive-sweep report``: experiment folders -> figures, ``report.md``, ``tables.tex`` and the
+tidy ``results.csv``/``results.parquet``.
+
+A figure the data cannot support (no IMP -> no speed-up; no DRIVE variants -> no heatmap) is
+skipped with a note in ``report.md``. Missing methods and levels stay missing in every table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis import plots
+from analysis.aggregate import (
+    aggregate, default_sparsity, headline_levels, primary_labels, speedup,
+)
+from analysis.plots.drive import SCHEDULE, fixed_rows, held_columns
+from analysis.results import ResultsError, load, save
+from analysis.tables import (
+    MISSING, count, failed_trials, mean_std, pct_header, times, to_latex, to_markdown, wide,
+)
+
+
+STATUS_ORDER = ("finished", "diverged", "errored", "running")
+
+
+@dataclass
+class FigureSpec:
+    name: str
+    title: str
+    draw: Callable[[pd.DataFrame, float | None], Figure]
+
+
+def _at(sparsity: float | None) -> float:
+    if sparsity is None:
+        raise plots.NoData("no pruned result to choose a sparsity from")
+    return sparsity
+
+
+FIGURES = [
+    FigureSpec("accuracy_vs_sparsity", "Accuracy vs sparsity",
+               lambda df, s: plots.accuracy_vs_sparsity(df)),
+    FigureSpec("time_vs_imp", "Pruning time vs IMP",
+               lambda df, s: plots.cost_vs_imp(df, cost="prune_time_s")),
+    FigureSpec("samples_vs_imp", "Pruning cost (sample passes) vs IMP",
+               lambda df, s: plots.cost_vs_imp(df, cost="prune_samples")),
+    FigureSpec("accuracy_vs_cost", "Accuracy vs pruning cost (Pareto view)",
+               lambda df, s: plots.accuracy_vs_cost(df, _at(s))),
+    FigureSpec("drive_heatmap", "DRIVE: warm-up epochs x pruning iterations",
+               lambda df, s: plots.drive_heatmap(df, _at(s))),
+    FigureSpec("drive_terms", "DRIVE: score term settings", lambda df, s: plots.drive_terms(df)),
+    FigureSpec("layer_density", "Per-layer density (layer collapse)",
+               lambda df, s: plots.layer_density(df, _at(s))),
+]
+
+
+def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
+                 sparsity: float | None = None) -> Path:
+    """Write the report of the experiment folders/metrics files ``paths`` into ``out_dir``.
+
+    ``sparsity`` picks the level of the one-level figures (cost view, heatmap, layers); by
+    default the level with the most methods. Returns the path of ``report.md``. Raises
+    :class:`~analysis.results.ResultsError` when no trial is found.
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    df = load(paths)
+    if df.empty:
+        raise ResultsError(f"no trial results found in {', '.join(map(str, paths))}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save(df, out / "results")
+    agg = aggregate(df)
+    chosen = round(float(sparsity), 6) if sparsity is not None else default_sparsity(agg)
+
+    md = [f"# Pruning report\n\nSources: {', '.join(f'`{p}`' for p in paths)}\n",
+          _summary(df, chosen), "## Figures\n"]
+    for spec in FIGURES:
+        try:
+            fig = spec.draw(df, chosen)
+        except plots.NoData as why:
+            md.append(f"- *{spec.title}*: not drawn — {why}.\n")
+            continue
+        plots.save_figure(fig, out / "figures", spec.name)
+        md.append(f"### {spec.title}\n\n![{spec.title}](figures/{spec.name}.png)\n"
+                  f"([PDF](figures/{spec.name}.pdf))\n")
+
+    tex = ["% Tables of the pruning report; needs \\usepackage{booktabs}.\n"]
+    for title, label, tables in _tables(df, agg, chosen):
+        md.append(f"## {title}\n")
+        for (model, dataset), frame in tables.items():
+            md.append(f"### {model} on {dataset}\n\n{to_markdown(frame)}")
+            tex.append(to_latex(frame, f"{title}: {model} on {dataset}.",
+                                f"tab:{label}:{model}:{dataset}"))
+    failed = failed_trials(df)
+    md.append("## Failed, diverged and unfinished trials\n")
+    md.append(to_markdown(failed, index=False, numbers=False) if not failed.empty
+              else "None: every trial finished.\n")
+    if not failed.empty:
+        tex.append(to_latex(failed, "Trials that did not finish.", "tab:failed", index=False,
+                            numbers=False))
+    (out / "tables.tex").write_text("\n".join(tex))
+    report = out / "report.md"
+    report.write_text("\n".join(md))
+    return report
+
+
+def _summary(df: pd.DataFrame, chosen: float | None) -> str:
+    trials = df.drop_duplicates(["experiment", "trial_id"])
+    by_status = trials["status"].value_counts()
+    order = sorted(by_status.index, key=lambda s: (STATUS_ORDER.index(s) if s in STATUS_ORDER
+                                                   else len(STATUS_ORDER), s))
+    statuses = ", ".join(f"{by_status[s]} {s}" for s in order)
+    level = MISSING if chosen is None else pct_header(chosen)
+    return (f"{len(trials)} trials ({statuses}), {len(df)} rows "
+            f"({int(df['complete'].sum())} with final results). Accuracy is the final top-1 test "
+            f"accuracy in %, mean ± std over seeds with the number of seeds in parentheses; "
+            f"'{MISSING}' marks a missing result (with the status of trials that did not "
+            f"finish). One-level figures and tables are at sparsity {level}. Tidy data: "
+            f"[results.csv](results.csv), [results.parquet](results.parquet); LaTeX: "
+            f"[tables.tex](tables.tex).\n")
+
+
+def _tables(df: pd.DataFrame, agg: pd.DataFrame, chosen: float | None
+            ) -> list[tuple[str, str, dict[tuple[str, str], pd.DataFrame]]]:
+    """(title, LaTeX label, per model/data set frames) of every table the data supports.
+
+    The main tables show each method's primary variant at the sweep's headline levels (IMP's
+    in-between levels are in results.csv and the figures); other variants get their own table.
+    """
+    primary = primary_labels(agg)
+    main = primary[primary["sparsity"].isin(headline_levels(agg) + [0.0])]
+    out = [("Final test accuracy (%) by method and sparsity", "accuracy",
+            wide(main, mean_std("test_acc"), df, agg)),
+           ("Pruning time (s) by method and sparsity", "prune-time",
+            wide(main, mean_std("prune_time_s", scale=1, digits=3))),
+           ("Pruning cost (forward+backward sample passes, mean)", "prune-samples",
+            wide(main, count("prune_samples_mean")))]
+    fast = speedup(main)
+    if fast["imp_prune_time_s"].notna().any():
+        out += [("Speed-up over IMP in pruning time (IMP time / method time)", "speedup-time",
+                 wide(fast, times("speedup_time"))),
+                ("Speed-up over IMP in sample passes (∞: the method uses none)",
+                 "speedup-samples", wide(fast, times("speedup_samples")))]
+    others = agg[~agg["label"].isin(primary["label"])]
+    if not others.empty:
+        out.append(("Final test accuracy (%) of the other variants (ablations)", "variants",
+                    wide(others, mean_std("test_acc"))))
+    if chosen is not None:
+        heat = _drive_schedule_table(df, chosen)
+        if heat:
+            out.append((f"DRIVE accuracy (%) by warm-up epochs (rows) and pruning iterations "
+                        f"T at sparsity {pct_header(chosen)}", "drive-schedule", heat))
+    return out
+
+
+def _drive_schedule_table(df: pd.DataFrame, sparsity: float) -> dict[tuple[str, str], pd.DataFrame]:
+    """The heatmap's numbers as tables (empty when DRIVE's schedule was not varied)."""
+    rows, _ = fixed_rows(df[df["sparsity"] == sparsity], SCHEDULE, held_columns(df, SCHEDULE))
+    if rows.empty or rows[SCHEDULE].drop_duplicates().shape[0] < 2:
+        return {}
+    agg = aggregate(rows, metrics=["test_acc"], by=["model", "dataset"] + SCHEDULE)
+    agg = agg.assign(method="drive", label=[f"warm-up {w}" for w in agg["warmup_epochs"]])
+    tables = wide(agg, mean_std("test_acc"), column="prune_iterations", header=lambda t: f"T={t}")
+    for frame in tables.values():
+        frame.index.name = "warm-up epochs"
+    return tables

@@ -1,0 +1,342 @@
+"""Result files -> one tidy pandas DataFrame (docs/results.md, "The tidy table").
+
+:func:`load` reads Ray Tune experiment folders (trial folders found recursively by their
+``result.json`` or ``params.json``), metrics JSON files written by ``drive-sweep prune --out``
+and folders of such files. It needs no running Ray and reads sweeps that are still running or
+partly failed: every trial is listed, with the rows it has.
+
+One row per trial and reported sparsity level. An IMP trial gives one row per level it
+finished. ``complete`` marks rows whose numbers are final (a finished trial, or an IMP level
+that finished its training); only those are aggregated. A trial without a ``final`` line is
+``errored`` (reason: the last line of ``error.txt``) or ``running``, and keeps one extra row
+with NaN accuracies that shows where it stopped.
+
+``layer_density`` is JSON text (``{"layer": density, ...}`` in model order) so that it survives
+CSV and parquet; :func:`layer_frame` explodes it into a long frame.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.configs import default_iterations, resolve_config, weights_text
+
+#: Methods in the order every table and figure uses; unknown methods follow alphabetically.
+METHOD_ORDER = ("dense", "imp", "drive", "snip", "grasp", "synflow", "magnitude", "random")
+
+#: The tidy columns before the flattened config (``cfg.*``), in order.
+COLUMNS = (
+    "experiment", "trial_id", "status", "reason", "complete", "method", "model", "dataset",
+    "seed", "sparsity", "density", "params_remaining", "params_prunable", "warmup_epochs",
+    "prune_iterations", "level", "drive_weights", "drive_normalize", "drive_combine", "epochs",
+    "epochs_done", "test_acc", "best_test_acc", "prune_time_s", "train_time_s", "total_time_s",
+    "prune_samples", "collapsed_layers", "layer_density", "path",
+)
+INT_COLUMNS = ("seed", "params_remaining", "params_prunable", "warmup_epochs", "prune_iterations",
+               "level", "epochs", "epochs_done", "prune_samples", "collapsed_layers")
+FLOAT_COLUMNS = ("sparsity", "density", "test_acc", "best_test_acc", "prune_time_s",
+                 "train_time_s", "total_time_s")
+CFG_PREFIX = "cfg."
+SPARSITY_DECIMALS = 6
+#: Fields of an ``epoch`` line that describe a run in progress (never its accuracy).
+PROGRESS_FIELDS = ("density", "prune_time_s", "prune_samples", "train_time_s", "epochs_done")
+#: Ray Tune's own JSON files that are not metrics.
+_TUNE_FILES = ("experiment_state", "basic-variant-state", "search_gen_state", "tuner")
+_EVENT = re.compile(rb'"event":\s*"(\w+)"')
+#: How much of the end of a result.json is read first (a final line is rarely longer).
+TAIL_BYTES = 1 << 18
+
+
+class ResultsError(ValueError):
+    """A path holds no readable results; ``str()`` is one line naming it."""
+
+
+# ---- one experiment's metrics -> rows -----------------------------------------------------------
+
+
+def rows_from_metrics(metrics: Mapping[str, Any], *, config: Mapping[str, Any] | None = None,
+                      **extra: Any) -> list[dict[str, Any]]:
+    """Tidy rows of one experiment's metrics (``drive.experiment.run``'s dict or a ``final`` line).
+
+    One row, or one per IMP level. ``extra`` (e.g. ``experiment``, ``trial_id``, ``path``) is
+    added to every row. ``config`` (a resolved or a Tune config, nested or dotted) is used when
+    ``metrics`` carries none.
+    """
+    cfg = resolve_config(metrics.get("experiment_config") or metrics.get("config") or config or {})
+    return _trial_rows(metrics, list(metrics.get("levels") or []), cfg, {}, extra)
+
+
+def _trial_rows(final: Mapping[str, Any] | None, levels: list[Mapping[str, Any]],
+                cfg: dict[str, Any], progress: Mapping[str, Any],
+                extra: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of one trial: its finished IMP levels, its headline, or where it stopped."""
+    status = (final or {}).get("status") or extra.get("status") or "running"
+    reason = (final or {}).get("reason") or extra.get("reason")
+    base = {**extra, "status": status, "reason": reason}
+    trial = {**(levels[-1] if levels else {}), **(final or {})}  # method, model, ... of the trial
+    rows = [_row({**trial, **lv, "prune_iterations": lv.get("level")}, cfg, base, complete=True)
+            for lv in levels]
+    if final is not None and status == "finished":
+        if not rows:
+            rows.append(_row(final, cfg, base, complete=True))
+    elif final is not None:  # diverged: the numbers it reported, never aggregated
+        rows.append(_row(final, cfg, base, complete=False))
+    else:  # no final line: where it stopped, without accuracies
+        stopped = {k: trial[k] for k in ("method", "model", "dataset", "seed", "epochs")
+                   if k in trial}
+        stopped.update({k: progress[k] for k in PROGRESS_FIELDS if progress.get(k) is not None})
+        rows.append(_row(stopped, cfg, base, complete=False))
+    return rows
+
+
+def _row(src: Mapping[str, Any], cfg: Mapping[str, Any], base: Mapping[str, Any],
+         complete: bool) -> dict[str, Any]:
+    def pick(key: str, cfg_key: str | None = None) -> Any:
+        value = src.get(key)
+        return cfg.get(cfg_key or key) if value is None else value
+
+    method = pick("method")
+    drive, imp = method == "drive", method == "imp"
+    iterations = pick("prune_iterations")
+    if iterations is None and method not in ("imp", "dense"):
+        iterations = default_iterations(method)
+    layers = src.get("layer_density")
+    collapsed = src.get("collapsed_layers")
+    row = {
+        **base, "complete": complete, "method": method, "model": pick("model"),
+        "dataset": pick("dataset"), "seed": pick("seed"), "sparsity": _round(pick("sparsity")),
+        "density": src.get("density"), "params_remaining": src.get("params_remaining"),
+        "params_prunable": src.get("params_prunable"),
+        # warm-up means something only for DRIVE: other methods get 0, so no spurious variants
+        "warmup_epochs": pick("warmup_epochs") if drive else 0,
+        "prune_iterations": iterations if method != "dense" else 0,
+        "level": src.get("level") if imp else None,
+        "drive_weights": weights_text(cfg.get("drive.weights")) if drive else None,
+        "drive_normalize": cfg.get("drive.normalize") if drive else None,
+        "drive_combine": cfg.get("drive.combine") if drive else None,
+        "epochs": pick("epochs", "train.epochs"), "epochs_done": src.get("epochs_done"),
+        **{k: src.get(k) for k in ("test_acc", "best_test_acc", "prune_time_s", "train_time_s",
+                                   "total_time_s", "prune_samples")},
+        "collapsed_layers": None if collapsed is None else len(collapsed),
+        "layer_density": None if not layers else json.dumps(layers),
+    }
+    row.update({CFG_PREFIX + k: json.dumps(v) if isinstance(v, list) else v
+                for k, v in cfg.items()})
+    return row
+
+
+def _round(x: Any) -> float | None:
+    return None if x is None else round(float(x), SPARSITY_DECIMALS)
+
+
+# ---- files ----------------------------------------------------------------------------------
+
+
+def _read_trial(folder: Path, experiment: str) -> list[dict[str, Any]]:
+    """Rows of one Ray Tune trial folder (only the lines that matter are parsed)."""
+    params_file, result_file = folder / "params.json", folder / "result.json"
+    params = _parse(params_file.read_bytes()) if params_file.exists() else None
+    final, levels, last = None, {}, None
+    if result_file.exists():
+        # a finished trial's final line is at the end: read the tail, the rest only without it
+        lines, whole = _tail_lines(result_file)
+        final, levels, last = _scan(lines)
+        if final is None and not whole:
+            final, levels, last = _scan(result_file.read_bytes().splitlines())
+    known = final or last or (next(iter(levels.values())) if levels else {})
+    extra: dict[str, Any] = {"experiment": experiment,
+                             "trial_id": known.get("trial_id") or folder.name, "path": str(folder)}
+    if final is None:
+        error = folder / "error.txt"
+        if error.exists():
+            extra.update(status="errored", reason=_last_line(error))
+        level_list = [levels[k] for k in sorted(levels, key=lambda k: (k is None, k))]
+    else:
+        level_list = list(final.get("levels") or [])
+    tune_cfg = (final or {}).get("experiment_config") or known.get("config")
+    cfg = resolve_config(tune_cfg if isinstance(tune_cfg, Mapping) else {}, params or {})
+    return _trial_rows(final, level_list, cfg, last or {}, extra)
+
+
+def _tail_lines(path: Path) -> tuple[list[bytes], bool]:
+    """The complete lines in the last :data:`TAIL_BYTES` of a file, and whether that is all."""
+    with path.open("rb") as f:
+        start = max(0, f.seek(0, 2) - TAIL_BYTES)
+        f.seek(start)
+        lines = f.read().splitlines()
+    return (lines[1:] if start else lines), start == 0
+
+
+def _scan(lines: list[bytes]) -> tuple[dict | None, dict[Any, dict], dict | None]:
+    """(final line, level lines by level, last other line) of result.json lines."""
+    final, levels, last = None, {}, None
+    for line in reversed(lines):
+        match = _EVENT.search(line)
+        record = _parse(line) if match else None  # a running trial's last line may be cut short
+        if record is None:
+            continue
+        if match.group(1) == b"final":
+            return record, levels, last
+        if match.group(1) == b"level":
+            levels.setdefault(record.get("level"), record)  # a resumed trial's last copy wins
+        elif last is None:
+            last = record
+    return final, levels, last
+
+
+def _parse(text: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _last_line(path: Path, limit: int = 300) -> str:
+    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    text = lines[-1] if lines else "error.txt is empty"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _read_metrics_file(path: Path, experiment: str) -> list[dict[str, Any]] | None:
+    """Rows of a ``drive-sweep prune --out`` JSON file, or None when it is something else."""
+    if path.name.startswith(_TUNE_FILES):
+        return None
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not {"method", "status"} <= data.keys():
+        return None
+    return rows_from_metrics(data, experiment=experiment, trial_id=path.stem, path=str(path))
+
+
+def _read_path(root: Path) -> list[dict[str, Any]]:
+    if root.is_file():
+        rows = _read_metrics_file(root, root.parent.name)
+        if rows is None:
+            raise ResultsError(f"{root}: not a metrics JSON file of drive-sweep prune")
+        return rows
+    files = sorted(root.rglob("*.json"))
+    trials = sorted({p.parent for p in files if p.name in ("result.json", "params.json")})
+    in_trial = set(trials)
+    rows: list[dict[str, Any]] = []
+    for folder in trials:
+        rows += _read_trial(folder, folder.parent.name if folder != root else root.parent.name)
+    for path in files:
+        if not any(parent in in_trial for parent in path.parents):
+            rows += _read_metrics_file(path, path.parent.name) or []
+    return rows
+
+
+def load(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
+    """Read experiment folders, metrics JSON files or folders of them into one tidy frame.
+
+    Raises :class:`ResultsError` when a path does not exist. A folder without results gives an
+    empty frame (with the tidy columns).
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    rows: list[dict[str, Any]] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ResultsError(f"{p}: no such file or folder")
+        rows += _read_path(p)
+    return tidy(pd.DataFrame.from_records(rows))
+
+
+def method_key(method: object) -> int:
+    """Sort key putting methods in :data:`METHOD_ORDER` (unknown ones last)."""
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def method_rank(methods: pd.Series) -> pd.Series:
+    """:func:`method_key` of every element."""
+    return methods.map(method_key)
+
+
+def tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns in order, with their dtypes, rows sorted (also restores a frame read from CSV)."""
+    df = df.copy()
+    for col in COLUMNS:
+        if col not in df:
+            df[col] = None
+    cfg_cols = sorted(c for c in df.columns if c.startswith(CFG_PREFIX))
+    df = df[list(COLUMNS) + cfg_cols]
+    for col in INT_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce").round().astype("Int64")
+    for col in FLOAT_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    df["sparsity"] = df["sparsity"].round(SPARSITY_DECIMALS)
+    df["complete"] = df["complete"].fillna(False).astype(bool)
+    for col in ("experiment", "trial_id", "status", "reason", "method", "model", "dataset",
+                "drive_weights", "drive_normalize", "drive_combine", "layer_density", "path"):
+        df[col] = df[col].astype("string")
+    for col in cfg_cols:
+        df[col] = _one_type(df[col])
+    df = df.assign(_rank=method_rank(df["method"]))
+    df = df.sort_values(["experiment", "model", "dataset", "_rank", "method", "sparsity", "seed",
+                         "trial_id"], na_position="last", kind="stable")
+    return df.drop(columns="_rank").reset_index(drop=True)
+
+
+def _one_type(values: pd.Series) -> pd.Series:
+    """A config column with one type (parquet needs it) and the same dtype after a CSV trip."""
+    present = [v for v in values if not _is_null(v)]
+    kinds = {type(v) for v in present}
+    if not present:
+        return pd.Series([None] * len(values), index=values.index, dtype=object)
+    if kinds <= {int, float} or all(hasattr(v, "dtype") and v.dtype.kind in "iuf" for v in present):
+        return pd.to_numeric(values, errors="coerce")
+    if kinds == {bool} or all(hasattr(v, "dtype") and v.dtype.kind == "b" for v in present):
+        return values.astype("boolean")
+    return values.map(lambda v: None if _is_null(v) else str(v)).astype("string")
+
+
+def _is_null(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
+# ---- export and helpers ---------------------------------------------------------------------
+
+
+def save(df: pd.DataFrame, out: str | Path) -> tuple[Path, Path]:
+    """Write ``df`` as CSV and parquet: ``out`` is an existing folder (``results.*`` in it) or a
+    file stem (``.csv``/``.parquet`` suffixes are replaced)."""
+    out = Path(out)
+    stem = (out / "results" if out.is_dir()
+            else out.with_suffix("") if out.suffix in (".csv", ".parquet") else out)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv, parquet = stem.with_suffix(".csv"), stem.with_suffix(".parquet")
+    df.to_csv(csv, index=False)
+    df.to_parquet(parquet, index=False)
+    return csv, parquet
+
+
+def read_saved(path: str | Path) -> pd.DataFrame:
+    """Read a frame written by :func:`save` (CSV or parquet) back with the tidy dtypes."""
+    path = Path(path)
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return tidy(df)
+
+
+def layer_frame(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per (tidy row, layer): the tidy row's keys (and the ``extra`` columns) plus
+    ``layer``, ``layer_index`` (model order) and ``layer_density``."""
+    keys = ["experiment", "trial_id", "status", "complete", "method", "model", "dataset", "seed",
+            "sparsity", "level", "warmup_epochs", "prune_iterations", "drive_weights",
+            "drive_normalize", "drive_combine", "epochs", *extra]
+    parsed = [json.loads(t) if isinstance(t, str) else {} for t in df["layer_density"].tolist()]
+    out = df[keys].iloc[np.repeat(np.arange(len(df)), [len(p) for p in parsed])]
+    out = out.reset_index(drop=True)
+    out["layer"] = pd.array([n for p in parsed for n in p], dtype="string")
+    out["layer_index"] = np.array([i for p in parsed for i in range(len(p))], dtype=int)
+    out["layer_density"] = np.array([v for p in parsed for v in p.values()], dtype=float)
+    return out

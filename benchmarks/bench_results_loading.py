@@ -1,0 +1,131 @@
+"""How long ``analysis.results.load`` takes on a folder of 2,000 trials.
+
+Writes 2,000 synthetic Ray Tune trial folders in the format of docs/results.md (``params.json``,
+``result.json`` with Tune's fields and ``config`` on every line, ``epoch`` lines, IMP ``level``
+lines, a ``final`` line; some trials errored with an ``error.txt``, some still running) into a
+temporary folder, then times ``load`` on it.
+
+    python -m benchmarks.bench_results_loading [--trials 2000] [--epochs 12] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+METHODS = ["drive", "snip", "grasp", "synflow", "magnitude", "random", "imp"]
+SPARSITIES = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99]
+LAYERS = [f"features.{i}.0" for i in range(12)] + ["classifier"]
+BASE = {"model": "resnet20", "dataset": "cifar10", "device": "cuda", "train.epochs": 160,
+        "train.lr": 0.1, "train.batch_size": 128, "train.weight_decay": 1e-4,
+        "train.schedule": "step", "drive.weights": [1.0, 1.0, 1.0], "drive.normalize": "mean",
+        "drive.combine": "sum", "prune.score_batches": 1, "data.root": "/data"}
+
+
+def _tune_fields(trial_id: str, iteration: int, params: dict[str, Any]) -> dict[str, Any]:
+    return {"trial_id": trial_id, "training_iteration": iteration, "time_total_s": 1.5 * iteration,
+            "date": "2025-01-01_00-00-00", "timestamp": 1735689600 + iteration, "pid": 4242,
+            "hostname": "gpu-node-3", "node_ip": "10.0.0.3", "time_this_iter_s": 1.5,
+            "time_since_restore": 1.5 * iteration, "iterations_since_restore": iteration,
+            "done": False, "config": params}
+
+
+def _summary(rng: random.Random, sparsity: float) -> dict[str, Any]:
+    density = 1 - sparsity
+    return {"density": density, "params_prunable": 270_000,
+            "params_remaining": round(density * 270_000),
+            "layer_density": {n: min(1.0, density * rng.uniform(0.3, 3)) for n in LAYERS},
+            "collapsed_layers": []}
+
+
+def _write_trial(folder: Path, i: int, rng: random.Random, epochs: int) -> None:
+    method = METHODS[i % len(METHODS)]
+    sparsity = SPARSITIES[(i // len(METHODS)) % len(SPARSITIES)]
+    params = {**BASE, "method": method, "sparsity": sparsity, "seed": i % 5,
+              "warmup_epochs": 1 + i % 3, "prune_iterations": None if method == "imp" else 10}
+    trial_id = f"{i:05d}"
+    folder.mkdir(parents=True)
+    (folder / "params.json").write_text(json.dumps(params))
+    fate = "errored" if i % 50 == 7 else "running" if i % 50 == 13 else "finished"
+    last = epochs // 3 if fate != "finished" else epochs
+    lines, levels = [], []
+    for epoch in range(1, last + 1):
+        lines.append({"event": "epoch", "phase": "train", "level": 0, "epoch": epoch,
+                      "epochs_done": epoch, "train_loss": rng.random(), "train_acc": rng.random(),
+                      "test_acc": rng.random(), "lr": 0.1, "density": 1 - sparsity,
+                      "prune_time_s": 3.0, "prune_samples": 50_000, "train_time_s": epoch * 9.0})
+        if method == "imp" and epoch % 2 == 0:  # one level per two epochs
+            level = {"level": len(levels) + 1, "sparsity": round(1 - 0.8 ** (len(levels) + 1), 10),
+                     "test_acc": rng.random(), "best_test_acc": rng.random(),
+                     "prune_time_s": 20.0 * epoch, "prune_samples": 100_000 * epoch,
+                     "train_time_s": 9.0, "total_time_s": 20.0 * epoch + 9,
+                     **_summary(rng, 1 - 0.8 ** (len(levels) + 1))}
+            levels.append(level)
+            lines.append({"event": "level", **level, "method": method, "model": "resnet20",
+                          "dataset": "cifar10", "seed": params["seed"], "epochs": 160})
+    if fate == "finished":
+        acc = rng.random()
+        lines.append({"event": "final", "status": "finished", "reason": None, "method": method,
+                      "sparsity": sparsity, "model": "resnet20", "dataset": "cifar10",
+                      "seed": params["seed"], "device": "cuda", "epochs": 160,
+                      "warmup_epochs": params["warmup_epochs"] if method == "drive" else 0,
+                      "prune_iterations": len(levels) if method == "imp" else 10,
+                      "test_acc": acc, "test_loss": 1.0, "best_test_acc": acc + 0.01,
+                      **_summary(rng, sparsity), "params_total": 272_000,
+                      "prune_time_s": 3.0, "prune_samples": 50_000, "train_time_s": 9.0 * epochs,
+                      "total_time_s": 3 + 9.0 * epochs, "eval_time_s": 1.0,
+                      "wall_time_s": 10.0 * epochs, "levels": levels})
+    text = "".join(json.dumps({**line, **_tune_fields(trial_id, k + 1, params)}) + "\n"
+                   for k, line in enumerate(lines))
+    (folder / "result.json").write_text(text)
+    if fate == "errored":
+        (folder / "error.txt").write_text("Failure # 1 (occurred at 2025-01-01_00-00-00)\n"
+                                          "Traceback (most recent call last):\n  ...\n"
+                                          "torch.OutOfMemoryError: CUDA out of memory.\n")
+
+
+def write_experiment(root: Path, trials: int, epochs: int, seed: int = 0) -> Path:
+    """A synthetic experiment folder of ``trials`` trial folders; returns its path."""
+    rng = random.Random(seed)
+    experiment = root / "bench_experiment"
+    for i in range(trials):
+        _write_trial(experiment / f"trainable_{i:05d}_method=x", i, rng, epochs)
+    (experiment / "experiment_state-2025-01-01_00-00-00.json").write_text("{}")
+    return experiment
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=12, help="epoch lines per finished trial")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    from analysis.results import load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        folder = write_experiment(Path(tmp), args.trials, args.epochs)
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        took = time.perf_counter() - start
+        print(f"wrote {args.trials} trials ({size / 1e6:.1f} MB) in {took:.1f} s")
+        best = float("inf")
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            df = load(folder)
+            best = min(best, time.perf_counter() - start)
+        print(f"load: {best:.2f} s for {args.trials} trials -> {len(df)} rows x {df.shape[1]} "
+              f"columns (best of {args.repeat}); statuses: {df['status'].value_counts().to_dict()}")
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+              f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+if __name__ == "__main__":
+    main()
