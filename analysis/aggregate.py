@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.results import CFG_PREFIX, method_rank
+from drive.config import DEFAULT_ITERATIONS
 
 KEYS = ["model", "dataset", "method"]
 #: Columns that tell variants of a method apart (DRIVE's ablation axes, and epochs).
@@ -164,12 +165,20 @@ def _text(v: object) -> str:
 
 def primary_labels(agg: pd.DataFrame) -> pd.DataFrame:
     """Per model, data set and method, the label drawn when one line per method is wanted:
-    the variant covering the most sparsity levels (then the most seeds, then by name)."""
+    the variant covering the most sparsity levels, then the most seeds, then the one that uses
+    the method's default pruning iterations (DRIVE's T = 10), then the longest warm-up (DRIVE's
+    premise: train before ranking), then by name. Never chosen by accuracy: that would select
+    on the test set."""
     if agg.empty:
         return agg
-    cover = (agg.groupby(["model", "dataset", "method", "label"], dropna=False)
-             .agg(levels=("sparsity", "nunique"), seeds=("seeds", "sum")).reset_index()
-             .sort_values(["levels", "seeds", "label"], ascending=[False, False, True]))
+    keys = ["model", "dataset", "method", "label"]
+    cover = agg.groupby(keys, dropna=False).agg(
+        levels=("sparsity", "nunique"), seeds=("seeds", "sum"),
+        iterations=("prune_iterations", "max"), warmup=("warmup_epochs", "max")).reset_index()
+    default_t = cover["method"].map(DEFAULT_ITERATIONS)
+    cover["default_t"] = (cover["iterations"] == default_t) & default_t.notna()
+    cover = cover.sort_values(["levels", "seeds", "default_t", "warmup", "label"],
+                              ascending=[False, False, False, False, True])
     best = cover.drop_duplicates(["model", "dataset", "method"])[["model", "dataset", "label"]]
     return agg.merge(best, on=["model", "dataset", "label"])
 

@@ -23,14 +23,19 @@ def write_results(path: str) -> pd.DataFrame:
 
 
 def summarize(frame: pd.DataFrame) -> str:
-    """Trial counts by status and the mean final test accuracy (%) by method x sparsity."""
+    """Trial counts by status and the mean final test accuracy (%) of every method variant at
+    the sparsities the sweep aimed at (IMP's in-between levels are in the files)."""
+    from analysis.aggregate import aggregate, headline_levels
+
     if frame.empty:
         return "no trial results found"
     statuses = frame.drop_duplicates("trial_id")["status"].value_counts()
     lines = ["trials: " + ", ".join(f"{n} {status}" for status, n in statuses.items())]
-    done = frame[frame["status"] == "finished"]
-    if not done.empty:
-        table = done.pivot_table(index="method", columns="sparsity", values="test_acc", aggfunc="mean")
-        lines += ["mean final test accuracy (%) by method and sparsity:",
+    agg = aggregate(frame)
+    if not agg.empty:
+        agg = agg[agg["sparsity"].isin(headline_levels(agg) + [0.0])]
+        table = agg.pivot_table(index="label", columns="sparsity", values="test_acc_mean", sort=False)
+        table.columns = [f"{100 * s:g}%" for s in table.columns]
+        lines += ["mean final test accuracy (%) over seeds:",
                   (100 * table).round(2).to_string(na_rep="-")]
     return "\n".join(lines)

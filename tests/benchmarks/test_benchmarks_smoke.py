@@ -1,0 +1,94 @@
+"""The benchmarks' code at the tiniest sizes, so that it keeps working (no timing is asserted)."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks import bench_masks, bench_pruning_cost, bench_throughput
+from benchmarks.common import Case, side_by_side
+from benchmarks.machine import describe, machine_info
+from drive.config import DataConfig
+from drive.data import load_dataset
+
+
+def test_machine_info_names_the_cpu_torch_and_date():
+    info = machine_info()
+    assert info["cores"] >= 1 and info["torch"] == torch.__version__ and info["date"]
+    assert info["cpu"] in describe(info)
+
+
+def test_side_by_side_times_every_case_every_round_after_its_warmup():
+    calls = []
+    times = side_by_side([Case("a", lambda: calls.append("a"), warmup=lambda: calls.append("wa")),
+                          Case("b", lambda: calls.append("b"))], repeat=2)
+    assert calls == ["wa", "a", "b", "b", "a"]  # warm-ups first, then the order alternates
+    assert {k: len(v) for k, v in times.items()} == {"a": 2, "b": 2}
+
+
+def test_both_throughput_paths_read_the_same_generated_cifar_files(tmp_path):
+    bench_throughput.write_cifar10(tmp_path, 12, n_test=4)
+    plain = bench_throughput.GeneratedCIFAR10(str(tmp_path), train=True)
+    project = load_dataset("cifar10", DataConfig(root=str(tmp_path)))
+    assert len(plain) == project.num_train == 12
+    assert torch.equal(torch.from_numpy(plain.data).permute(0, 3, 1, 2), project.train_images)
+    assert torch.equal(torch.tensor(plain.targets), project.train_labels)
+
+
+def test_throughput_measures_both_paths():
+    opts = bench_throughput.build_parser().parse_args(
+        ["--models", "resnet20", "--images", "32", "--batch-size", "16", "--repeat", "1", "--workers", "0",
+         "--device", "cpu"])
+    result = bench_throughput.run(opts)
+    (row,) = result["rows"]
+    assert row["plain_img_s"] > 0 and row["project_img_s"] > 0
+    assert row["ratio"] == pytest.approx(row["project_img_s"] / row["plain_img_s"])
+    assert row["epoch_50k"] == "projected" and result["targets"][0]["status"] in ("met", "MISSED")
+
+
+def test_mask_overhead_compares_a_90_percent_sparse_step_with_a_dense_one():
+    opts = bench_masks.build_parser().parse_args(
+        ["--models", "digits_cnn", "--repeat", "1", "--round-seconds", "0.02", "--device", "cpu"])
+    (row,) = bench_masks.run(opts)["rows"]
+    assert row["density"] == pytest.approx(0.1, abs=1e-4)
+    assert row["dense_ms"] > 0 and row["masked_ms"] > 0 and row["enforce_ms"] > 0
+    assert math.isfinite(row["overhead_pct"])
+
+
+def test_pruning_cost_orders_the_methods_by_samples_and_compares_with_imp():
+    opts = bench_pruning_cost.build_parser().parse_args(
+        ["--datasets", "digits", "--sparsities", "0.5,0.8", "--digits-epochs", "1", "--device", "cpu",
+         "--methods", "drive,snip,magnitude,random,imp"])
+    rows = bench_pruning_cost.costs("digits", opts)
+    at = {(r["method"], r["sparsity"]): r for r in rows}
+    assert set(at) == {(m, s) for m in opts.methods for s in (0.5, 0.8)}
+    for s in (0.5, 0.8):
+        samples = {m: at[(m, s)]["prune_samples"] for m in opts.methods}
+        assert samples["imp"] > samples["drive"] > samples["snip"] > samples["magnitude"] == samples["random"] == 0
+        assert at[("drive", s)]["imp_samples_ratio"] > 1 and at[("magnitude", s)]["imp_samples_ratio"] == math.inf
+    assert at[("imp", 0.5)]["rounds"] < at[("imp", 0.8)]["rounds"]  # one IMP run passed both levels
+    drive = at[("drive", 0.8)]
+    assert drive["scoring_samples"] == 10 * 64 and drive["epoch_samples"] == 1437  # T x batch, N
+
+
+def test_the_paper_projection_grows_with_sparsity_and_shrinks_with_warmup():
+    rows = bench_pruning_cost.paper_projection()
+    assert [r["warmup_epochs"] for r in rows] == [5, 10, 20]
+    for r in rows:
+        assert r["ratio_0.9"] < r["ratio_0.95"] < r["ratio_0.98"]
+    assert rows[0]["ratio_0.98"] > rows[-1]["ratio_0.98"]
+    # IMP needs 18 rounds of 160 epochs for 98%; DRIVE 5 warm-up epochs plus 10 batches of 128
+    assert rows[0]["ratio_0.98"] == pytest.approx(18 * 160 * 50_000 / (5 * 50_000 + 10 * 128))
+
+
+def test_every_benchmark_module_runs_from_run_all():
+    from benchmarks import run_all
+
+    for name, module in run_all.BENCHMARKS.items():
+        if name == "results" and not Path(__file__).parents[2].joinpath("benchmarks/bench_results_loading.py").exists():
+            continue
+        mod = __import__(module, fromlist=["main"])
+        assert callable(mod.main)
+        if hasattr(mod, "build_parser"):
+            mod.build_parser().parse_args(mod.QUICK)  # the quick options are valid
