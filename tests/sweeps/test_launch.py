@@ -96,3 +96,29 @@ def test_relative_data_root_is_pinned_to_the_launch_folder(tmp_path, monkeypatch
     assert resolved_base(spec)["data"]["root"] == str(tmp_path / "data")
     spec = load_spec(tree={"experiment": {"data": {"root": "~/data"}}})
     assert resolved_base(spec)["data"]["root"] == "~/data"
+
+
+def test_sampled_axes_with_optuna_asha_and_uri_storage(tmp_path):
+    """Sampled learning rates through Optuna, the ASHA scheduler, and a storage URI (the code
+    path of s3:// and gs://, here on the local file system)."""
+    from sweeps.results import write_results
+
+    spec = load_spec(tree={
+        "name": "tuned", "storage": f"file://{tmp_path}/store",
+        "experiment": {**FAST, "method": "snip", "sparsity": 0.8},
+        "sweep": {"train.lr": {"loguniform": [0.01, 0.2]}, "seed": [0]},
+        "search": {"algorithm": "optuna", "num_samples": 3, "seed": 0},
+        "scheduler": {"name": "asha", "max_t": 10, "grace_period": 1}})
+    path = run_sweep(spec, verbose=0)
+    assert path == f"file://{tmp_path}/store/tuned"
+    folder = tmp_path / "store" / "tuned"
+    lrs = []
+    for d in trial_dirs(str(folder)):
+        ev = events(d)
+        assert ev[-1]["event"] in ("final", "epoch")  # ASHA may stop a trial early
+        lrs += [e["experiment_config"]["train"]["lr"] for e in ev if e["event"] == "final"]
+    assert len(trial_dirs(str(folder))) == 3 and lrs
+    assert all(0.01 <= lr <= 0.2 for lr in lrs) and len(set(lrs)) == len(lrs)
+    frame = write_results(path)
+    assert (folder / "results.csv").exists() and (folder / "results.parquet").exists()
+    assert set(frame["status"]) <= {"finished", "running"}
