@@ -57,6 +57,26 @@ class EpochStats:
     seconds: float
 
 
+class _Tally:
+    """Loss and correct predictions summed on the device, read (one sync) at the end."""
+
+    def __init__(self, device: torch.device):
+        self.start = time.perf_counter()
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.seen = 0
+
+    def add(self, loss_sum: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss += loss_sum
+        self.correct += (out.argmax(1) == y).sum()
+        self.seen += len(y)
+
+    def stats(self) -> EpochStats:
+        n = max(self.seen, 1)
+        loss, correct = float(self.loss) / n, int(self.correct) / n
+        return EpochStats(loss, correct, self.seen, time.perf_counter() - self.start)
+
+
 def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                 optimizer: torch.optim.Optimizer, masks: Masks | None, cfg: TrainConfig,
                 device: torch.device) -> EpochStats:
@@ -65,10 +85,7 @@ def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
     Raises :class:`Diverged` when the epoch's loss is not finite.
     """
     model.train()
-    start = time.perf_counter()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
+    tally = _Tally(device)
     for x, y in batches:
         with autocast(device, cfg.bf16):
             out = model(x)
@@ -79,13 +96,11 @@ def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
             optimizer.step()
         else:
             masks.step(optimizer)
-        loss_sum += loss.detach() * len(y)
-        correct += (out.argmax(1) == y).sum()
-        seen += len(y)
-    mean_loss = float(loss_sum) / max(seen, 1)
-    if not math.isfinite(mean_loss):
-        raise Diverged(f"training loss became {mean_loss}")
-    return EpochStats(mean_loss, int(correct) / max(seen, 1), seen, time.perf_counter() - start)
+        tally.add(loss.detach() * len(y), out, y)
+    stats = tally.stats()
+    if not math.isfinite(stats.loss):
+        raise Diverged(f"training loss became {stats.loss}")
+    return stats
 
 
 @torch.no_grad()
@@ -93,15 +108,9 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
              cfg: TrainConfig, device: torch.device) -> EpochStats:
     """Top-1 accuracy and mean loss over ``batches``, model in eval mode."""
     model.eval()
-    start = time.perf_counter()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
+    tally = _Tally(device)
     for x, y in batches:
         with autocast(device, cfg.bf16):
             out = model(x)
-        loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
-        correct += (out.argmax(1) == y).sum()
-        seen += len(y)
-    return EpochStats(float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1), seen,
-                      time.perf_counter() - start)
+        tally.add(F.cross_entropy(out.float(), y, reduction="sum"), out, y)
+    return tally.stats()
