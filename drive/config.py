@@ -71,7 +71,7 @@ class TrainConfig(_Section):
     gamma: float = Field(0.1, gt=0, le=1)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
-    channels_last: bool = Field(True, description="channels_last memory format on CUDA")
+    channels_last: bool = Field(True, description="channels_last memory format for models and batches (CUDA and CPU)")
     eval_every: int = Field(1, ge=1, description="evaluate on the test set every N epochs (and last)")
 
     @field_validator("milestones")

@@ -75,7 +75,7 @@ class Experiment:
         self.data = load_dataset(cfg.dataset, cfg.data)
         self.model = build_model(cfg.model, self.data.num_classes, self.data.in_channels,
                                  self.data.image_size, **cfg.model_args).to(self.device)
-        self.channels_last = self.device.type == "cuda" and cfg.train.channels_last
+        self.channels_last = cfg.train.channels_last
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.masks = Masks.for_model(self.model, cfg.prune.exclude_first, cfg.prune.exclude_last)

@@ -1,7 +1,7 @@
 """The mask-aware training loop: SGD, LR schedules, one epoch of training, evaluation.
 
-On CUDA it trains under bf16 autocast with channels_last tensors (both configurable); on CPU it
-runs in float32. Losses are accumulated on the device and read once per epoch, so the loop does
+On CUDA it trains under bf16 autocast (configurable); on CPU it runs in float32. The experiment
+keeps models and batches channels_last on both (oneDNN's CPU convolutions prefer it too). Losses are accumulated on the device and read once per epoch, so the loop does
 not synchronise with the GPU every step.
 """
 
@@ -77,6 +77,24 @@ class _Tally:
         return EpochStats(loss, correct, self.seen, time.perf_counter() - self.start)
 
 
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+               masks: Masks | None, cfg: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on ``(x, y)``; with ``masks`` the pruned weights are still zero afterwards.
+
+    Returns the (detached) mean loss and the logits.
+    """
+    with autocast(device, cfg.bf16):
+        out = model(x)
+        loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if masks is None:
+        optimizer.step()
+    else:
+        masks.step(optimizer)
+    return loss.detach(), out
+
+
 def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                 optimizer: torch.optim.Optimizer, masks: Masks | None, cfg: TrainConfig,
                 device: torch.device) -> EpochStats:
@@ -87,16 +105,8 @@ def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
     model.train()
     tally = _Tally(device)
     for x, y in batches:
-        with autocast(device, cfg.bf16):
-            out = model(x)
-            loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if masks is None:
-            optimizer.step()
-        else:
-            masks.step(optimizer)
-        tally.add(loss.detach() * len(y), out, y)
+        loss, out = train_step(model, x, y, optimizer, masks, cfg, device)
+        tally.add(loss * len(y), out, y)
     stats = tally.stats()
     if not math.isfinite(stats.loss):
         raise Diverged(f"training loss became {stats.loss}")

@@ -55,8 +55,8 @@ def test_drive_variants_get_labels_and_other_methods_do_not(make):
     assert len(labels) == 6
     cell = agg[agg["label"] == "drive (warm-up 2, T 5)"].iloc[0]
     assert cell["test_acc_mean"] == pytest.approx(0.75) and cell["seeds"] == 2
-    # the primary label of a method: most levels, then most seeds, then by name
-    assert set(primary_labels(agg)["label"]) == {"drive (warm-up 1, T 10)", "imp", "snip"}
+    # the primary label of a method: most levels, most seeds, DRIVE's default T, longest warm-up
+    assert set(primary_labels(agg)["label"]) == {"drive (warm-up 2, T 10)", "imp", "snip"}
 
 
 def test_swept_hyperparameter_is_a_variant(make):

@@ -1,7 +1,6 @@
 """The benchmarks' code at the tiniest sizes, so that it keeps working (no timing is asserted)."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -44,7 +43,8 @@ def test_throughput_measures_both_paths():
     (row,) = result["rows"]
     assert row["plain_img_s"] > 0 and row["project_img_s"] > 0
     assert row["ratio"] == pytest.approx(row["project_img_s"] / row["plain_img_s"])
-    assert row["epoch_50k"] == "projected" and result["targets"][0]["status"] in ("met", "MISSED")
+    assert row["epoch_50k"] == "projected"
+    assert result["targets"][0]["status"].split()[0] in ("met", "MISSED", "tie")
 
 
 def test_mask_overhead_compares_a_90_percent_sparse_step_with_a_dense_one():
@@ -65,8 +65,10 @@ def test_pruning_cost_orders_the_methods_by_samples_and_compares_with_imp():
     assert set(at) == {(m, s) for m in opts.methods for s in (0.5, 0.8)}
     for s in (0.5, 0.8):
         samples = {m: at[(m, s)]["prune_samples"] for m in opts.methods}
-        assert samples["imp"] > samples["drive"] > samples["snip"] > samples["magnitude"] == samples["random"] == 0
-        assert at[("drive", s)]["imp_samples_ratio"] > 1 and at[("magnitude", s)]["imp_samples_ratio"] == math.inf
+        assert samples["imp"] > samples["drive"] > samples["snip"] > samples["magnitude"] == 0
+        assert samples["random"] == 0
+        assert at[("drive", s)]["imp_samples_ratio"] > 1
+        assert at[("magnitude", s)]["imp_samples_ratio"] == math.inf
     assert at[("imp", 0.5)]["rounds"] < at[("imp", 0.8)]["rounds"]  # one IMP run passed both levels
     drive = at[("drive", 0.8)]
     assert drive["scoring_samples"] == 10 * 64 and drive["epoch_samples"] == 1437  # T x batch, N
@@ -86,8 +88,6 @@ def test_every_benchmark_module_runs_from_run_all():
     from benchmarks import run_all
 
     for name, module in run_all.BENCHMARKS.items():
-        if name == "results" and not Path(__file__).parents[2].joinpath("benchmarks/bench_results_loading.py").exists():
-            continue
         mod = __import__(module, fromlist=["main"])
         assert callable(mod.main)
         if hasattr(mod, "build_parser"):
