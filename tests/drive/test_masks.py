@@ -141,3 +141,21 @@ def test_state_dict_round_trip_reapplies_mask():
         assert (mb.weights[n][~mb.keep[n]] == 0).all()
     with pytest.raises(ValueError, match="checkpoint"):
         mb.load_state_dict({"0": ma.keep["0"]})
+
+
+def test_channels_last_model_gets_the_same_masks_laid_out_like_its_weights():
+    torch.manual_seed(0)
+    plain = small_net()
+    cl = small_net().to(memory_format=torch.channels_last)
+    cl.load_state_dict(plain.state_dict())
+    mp, mc = Masks.for_model(plain), Masks.for_model(cl)
+    scores = {n: w.detach().abs() for n, w in mp.weights.items()}
+    mp.prune_to(scores, 0.3)
+    mc.prune_to({n: s.contiguous(memory_format=torch.channels_last) if s.dim() == 4 else s
+                 for n, s in scores.items()}, 0.3)
+    for n, w in mc.weights.items():
+        assert torch.equal(mp.keep[n], mc.keep[n])  # the same weights, whatever the layout
+        assert torch.equal(w, mp.weights[n])
+    for m, w in zip(mc._mults(), mc.weights.values()):
+        assert m.stride() == w.stride()
+    assert mc.weights["0"].is_contiguous(memory_format=torch.channels_last)
