@@ -257,6 +257,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text())
     except FileNotFoundError:
         raise ConfigError([f"config: file not found: {p}"]) from None
+    except OSError as e:  # a folder, no permission, ...
+        raise ConfigError([f"config: cannot read {p} ({e.strerror or e})"]) from None
     except yaml.YAMLError as e:
         first = str(e).splitlines()[0] if str(e) else "invalid YAML"
         raise ConfigError([f"config: {p} is not valid YAML ({first})"]) from None

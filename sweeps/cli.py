@@ -133,7 +133,7 @@ def sweep_file(name: str) -> str:
     """A sweep file path, or the name of a shipped one (``demo``, ``cifar10_resnet18``, ...)."""
     from importlib import resources
 
-    if Path(name).exists() or "/" in name:
+    if Path(name).is_file() or "/" in name:
         return name
     shipped = resources.files("sweeps") / "configs" / f"{name.removesuffix('.yaml')}.yaml"
     return str(shipped) if shipped.is_file() else name

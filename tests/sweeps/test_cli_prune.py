@@ -65,6 +65,7 @@ def test_checkpoint_file_resumes_a_run(tmp_path):
     (["--set", "train.lr=fast"], "train.lr: Input should be a valid number"),
     (["--set", "nonsense"], "--set nonsense: expected key=value"),
     (["--config", "/nonexistent.yaml"], "config: file not found: /nonexistent.yaml"),
+    (["--config", "/"], "config: cannot read / (Is a directory)"),
     (["--method", "snip", "--dataset", "cifar10", "--set", "data.root=/nonexistent"], "data.root:"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, line, capsys, tmp_path):

@@ -53,3 +53,9 @@ def test_shipped_sweep_names_resolve_and_paths_pass_through(tmp_path):
     assert sweep_file("demo.yaml").endswith("sweeps/configs/demo.yaml")
     assert sweep_file(str(tmp_path / "mine.yaml")) == str(tmp_path / "mine.yaml")
     assert sweep_file("no_such_sweep") == "no_such_sweep"
+
+
+def test_a_folder_named_like_a_shipped_sweep_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # e.g. an old results folder
+    assert sweep_file("demo").endswith("sweeps/configs/demo.yaml")
