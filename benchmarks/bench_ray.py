@@ -2,14 +2,16 @@
 
 The trials are identical digits experiments (DRIVE at 90% sparsity, one seed each), with the
 epochs calibrated so that one trial takes about ``--trial-seconds`` in one process at one
-thread. Four runs, one after another:
+thread. The runs (in the order: 1 thread, sweep one at a time, 1 thread again, default
+threads, parallel sweep):
 
 * in-process, 1 thread: ``drive.experiment.run`` for each trial in turn, torch at one thread,
   which is what each Ray trial gets (Ray sets ``OMP_NUM_THREADS`` to the trial's CPUs, 1 here);
+  run twice, before and after the one-at-a-time sweep, to cancel the machine's drift;
 * in-process, default threads: the same, torch at its default (one thread per core), which is
   what a user running the experiments in a loop gets;
 * sweep, ``max_concurrent: 1``: ``sweeps.launch.run_sweep`` with ``cpu: 1`` per trial, one trial
-  at a time: its wall time minus the 1-thread in-process time is Ray's overhead per trial
+  at a time: its wall time minus the mean 1-thread in-process time is Ray's overhead per trial
   (workers, reports, checkpoints, result files);
 * sweep, parallel: the same sweep with as many concurrent trials as cores.
 
@@ -105,21 +107,29 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     if per_epoch:
         print(f"calibration: {per_epoch:.3f} s per epoch at 1 thread -> {epochs} epochs "
               f"for ~{opts.trial_seconds:g} s trials", flush=True)
-    one = in_process(epochs, opts.trials, 1)
-    print(f"  in-process, 1 thread: {sum(one):.1f} s", flush=True)
-    default_threads = torch.get_num_threads()
-    many = in_process(epochs, opts.trials, default_threads)
-    print(f"  in-process, {default_threads} threads: {sum(many):.1f} s", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_ray_") as storage:
+        # the 1-thread loop runs before and after the one-at-a-time sweep, and the overhead is
+        # taken against their mean, so that the machine's drift during the run cancels
+        before = in_process(epochs, opts.trials, 1)
+        print(f"  in-process, 1 thread: {sum(before):.1f} s", flush=True)
         serial = sweep(epochs, opts.trials, storage, "serial", 1, opts.checkpoint_every)
         print(f"  sweep, max_concurrent 1: {serial['wall_s']:.1f} s "
               f"(+ Ray start-up {serial['startup_s']:.1f} s)", flush=True)
+        after = in_process(epochs, opts.trials, 1)
+        print(f"  in-process, 1 thread, again: {sum(after):.1f} s", flush=True)
+        default_threads = torch.get_num_threads()
+        many = in_process(epochs, opts.trials, default_threads)
+        print(f"  in-process, {default_threads} threads: {sum(many):.1f} s", flush=True)
         parallel = sweep(epochs, opts.trials, storage, "parallel", None, opts.checkpoint_every)
         print(f"  sweep, parallel: {parallel['wall_s']:.1f} s (+ Ray start-up {parallel['startup_s']:.1f} s)",
               flush=True)
+    one = [(a + b) / 2 for a, b in zip(before, after)]
     trial_s = sum(one) / opts.trials
     runs = [
-        {"run": "in-process, 1 thread", "wall_s": sum(one), "per_trial_s": trial_s},
+        {"run": "in-process, 1 thread (before the sweep)", "wall_s": sum(before),
+         "per_trial_s": sum(before) / opts.trials},
+        {"run": "in-process, 1 thread (after the sweep)", "wall_s": sum(after),
+         "per_trial_s": sum(after) / opts.trials},
         {"run": f"in-process, {default_threads} threads", "wall_s": sum(many),
          "per_trial_s": sum(many) / opts.trials},
         {"run": "sweep, max_concurrent 1", "wall_s": serial["wall_s"],
@@ -136,8 +146,9 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     print_table(runs, ["run", "wall_s", "per_trial_s", "ray_startup_s"],
                 f"{opts.trials} trials of {epochs} epochs (Ray workers ran torch at "
                 f"{parallel['worker_threads']} thread(s))")
-    print(f"Ray overhead per trial (sweep at max_concurrent 1 - in-process at 1 thread): {overhead:.2f} s "
-          f"= {100 * overhead / trial_s:.1f}% of a {trial_s:.1f} s trial")
+    print(f"Ray overhead per trial (sweep at max_concurrent 1 - mean of the in-process runs at 1 thread): "
+          f"{overhead:.2f} s = {100 * overhead / trial_s:.1f}% of a {trial_s:.1f} s trial; the two "
+          f"in-process runs differ by {abs(sum(before) - sum(after)) / opts.trials:.2f} s per trial")
     print_table([{"baseline": k, "efficiency": v, "speed_up": v * slots} for k, v in efficiency.items()],
                 title=f"parallel efficiency = (sequential / {slots}) / parallel sweep wall")
     fair = efficiency["vs in-process, 1 thread"]
@@ -150,7 +161,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             "calibration_s_per_epoch": per_epoch,
             "trial_s": trial_s, "runs": runs, "overhead_per_trial_s": overhead,
             "worker_threads": parallel["worker_threads"], "default_threads": default_threads,
-            "efficiency": efficiency, "in_process_1_thread_s": one, "in_process_default_s": many,
+            "efficiency": efficiency, "in_process_1_thread_s": {"before": before, "after": after}, "in_process_default_s": many,
             "targets": checks}
 
 
