@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import Case, best, entry_point, print_table, side_by_side, verdict
 
 METHODS = ["drive", "snip", "grasp", "synflow", "magnitude", "random", "imp"]
 SPARSITIES = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99]
@@ -101,30 +101,44 @@ def write_experiment(root: Path, trials: int, epochs: int, seed: int = 0) -> Pat
     return experiment
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=12, help="epoch lines per finished trial")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
+TARGET_S = 10.0
 
+
+def run(opts: argparse.Namespace) -> dict[str, Any]:
     from analysis.results import load
 
+    print(f"\n== Results loading: analysis.results.load on {opts.trials} synthetic trial folders ==",
+          flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        folder = write_experiment(Path(tmp), args.trials, args.epochs)
+        folder = write_experiment(Path(tmp), opts.trials, opts.epochs)
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-        took = time.perf_counter() - start
-        print(f"wrote {args.trials} trials ({size / 1e6:.1f} MB) in {took:.1f} s")
-        best = float("inf")
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            df = load(folder)
-            best = min(best, time.perf_counter() - start)
-        print(f"load: {best:.2f} s for {args.trials} trials -> {len(df)} rows x {df.shape[1]} "
-              f"columns (best of {args.repeat}); statuses: {df['status'].value_counts().to_dict()}")
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-              f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+        print(f"wrote {opts.trials} trials ({size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
+        frames = []
+        times = side_by_side([Case("load", lambda: frames.append(load(folder)))], opts.repeat)
+    df, took = frames[-1], best(times["load"])
+    print(f"load: {took:.2f} s for {opts.trials} trials -> {len(df)} rows x {df.shape[1]} "
+          f"columns (best of {opts.repeat}); statuses: {df['status'].value_counts().to_dict()}")
+    checks = [{"target": f"load {opts.trials} trials < {TARGET_S:g} s", "value": f"{took:.2f} s",
+               "status": verdict(took < TARGET_S if opts.trials >= 2000 else None)}]
+    print_table(checks, title="targets")
+    return {"trials": opts.trials, "megabytes": size / 1e6, "rows": len(df), "columns": df.shape[1],
+            "load_s": took, "rounds_s": times["load"], "targets": checks}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_results_loading", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--trials", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=12, help="epoch lines per finished trial")
+    p.add_argument("--repeat", type=int, default=3)
+    return p
+
+
+QUICK = ["--trials", "200", "--repeat", "1"]
+
+
+main = entry_point(build_parser, run)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,8 @@ the command, to ``DIR/bench-<date>.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import importlib
-import inspect
-import io
 import json
 import sys
 import time
@@ -37,35 +34,11 @@ BENCHMARKS = {
 }
 
 
-class Tee(io.TextIOBase):
-    """Writes to the real stdout and keeps a copy (for benchmarks that only print)."""
-
-    def __init__(self, stream: Any):
-        self.stream, self.copy = stream, io.StringIO()
-
-    def write(self, text: str) -> int:
-        self.stream.write(text)
-        self.copy.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
 def run_one(name: str, quick: bool) -> dict[str, Any]:
-    """Run one benchmark; its result dict, or what it printed for one that returns nothing."""
+    """Run one benchmark at its default (or ``QUICK``) sizes; its result dict."""
     module = importlib.import_module(BENCHMARKS[name])
     start = time.perf_counter()
-    if hasattr(module, "build_parser") and hasattr(module, "run"):
-        opts = module.build_parser().parse_args(module.QUICK if quick else [])
-        result = module.run(opts)
-    else:  # a module with only main(): its default options, its printout kept
-        print(f"\n== {name}: python -m {BENCHMARKS[name]} ==", flush=True)
-        tee = Tee(sys.stdout)
-        with contextlib.redirect_stdout(tee):
-            takes_argv = bool(inspect.signature(module.main).parameters)
-            returned = module.main([]) if takes_argv else module.main()
-        result = returned if isinstance(returned, dict) else {"output": tee.copy.getvalue().splitlines()}
+    result = module.run(module.build_parser().parse_args(module.QUICK if quick else []))
     return {"status": "ok", "seconds": time.perf_counter() - start, **result}
 
 

@@ -1,8 +1,9 @@
 """The mask-aware training loop: SGD, LR schedules, one epoch of training, evaluation.
 
 On CUDA it trains under bf16 autocast (configurable); on CPU it runs in float32. The experiment
-keeps models and batches channels_last on both (oneDNN's CPU convolutions prefer it too). Losses are accumulated on the device and read once per epoch, so the loop does
-not synchronise with the GPU every step.
+keeps models and batches channels_last on both (oneDNN's CPU convolutions prefer it too).
+Losses are accumulated on the device and read once per epoch, so the loop does not synchronise
+with the GPU every step.
 """
 
 from __future__ import annotations

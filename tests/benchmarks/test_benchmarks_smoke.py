@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from benchmarks import bench_masks, bench_pruning_cost, bench_throughput
+from benchmarks import bench_masks, bench_pruning_cost, bench_results_loading, bench_throughput
 from benchmarks.common import Case, side_by_side
 from benchmarks.machine import describe, machine_info
 from drive.config import DataConfig
@@ -89,6 +89,12 @@ def test_every_benchmark_module_runs_from_run_all():
 
     for name, module in run_all.BENCHMARKS.items():
         mod = __import__(module, fromlist=["main"])
-        assert callable(mod.main)
-        if hasattr(mod, "build_parser"):
-            mod.build_parser().parse_args(mod.QUICK)  # the quick options are valid
+        assert callable(mod.main) and callable(mod.run)
+        mod.build_parser().parse_args(mod.QUICK)  # the quick options are valid
+
+
+def test_results_loading_reads_every_synthetic_trial():
+    opts = bench_results_loading.build_parser().parse_args(["--trials", "50", "--epochs", "4", "--repeat", "1"])
+    result = bench_results_loading.run(opts)
+    assert result["rows"] >= 50 and result["load_s"] > 0
+    assert result["targets"][0]["status"] == "n/a"  # the 10 s target is judged at 2,000 trials only
