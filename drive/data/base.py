@@ -79,6 +79,11 @@ class ImageData:
         return self.train_images.shape[2]
 
     @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one input sample, ``(C, H, W)`` (never assumed square)."""
+        return tuple(self.train_images.shape[1:])
+
+    @property
     def num_train(self) -> int:
         return self.train_images.shape[0]
 
@@ -123,6 +128,11 @@ class FolderData:
     std: Sequence[float]
     in_channels: int = 3
     name: str = "custom"
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one input sample as the model sees it (the first training sample's)."""
+        return tuple(self.train[0][0].shape)
 
     @property
     def num_train(self) -> int:
