@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from drive.masks import Masks
-from drive.scores import SCORES, ScoreContext
+from drive.scores import SCORES, ScoreContext, Scores
+
+
+class ScoreError(ValueError):
+    """A method produced a score that cannot be ranked (NaN or infinite); one line naming the
+    method and the layer."""
 
 
 def density_schedule(density: float, iterations: int, schedule: str = "exponential") -> list[float]:
@@ -48,6 +55,21 @@ def prune_iteratively(method: str, masks: Masks, ctx: ScoreContext, density: flo
     for t, d_t in enumerate(density_schedule(density, iterations, schedule), start=1):
         ctx.iteration = t
         ctx.keep = masks.keep
-        masks.prune_to(score(ctx), d_t, scope)
+        scores = score(ctx)
+        check_finite(method, scores, masks.keep)
+        masks.prune_to(scores, d_t, scope)
         reached.append(masks.density())
     return PruneReport(densities=reached, samples=ctx.samples)
+
+
+def check_finite(method: str, scores: Scores, keep: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`ScoreError` when an unpruned weight's score is NaN or infinite.
+
+    Such a score would be ranked by position, silently keeping the earliest layers.
+    """
+    for name, mask in keep.items():
+        values = scores[name].detach()[mask]
+        bad = int((~torch.isfinite(values)).sum())
+        if bad:
+            raise ScoreError(f"{method}: {bad} of {values.numel()} scores of layer {name or '<model>'!r} "
+                             "are NaN or infinite; they cannot be ranked")
