@@ -30,7 +30,7 @@ STATS = ["mean", "std", "min", "max", "count"]
 #: Config fields that never make a variant: covered by the tidy columns, or bookkeeping.
 _NOT_SWEPT = {"method", "model", "dataset", "sparsity", "seed", "warmup_epochs", "prune_iterations",
               "drive.weights", "drive.normalize", "drive.combine", "train.epochs", "device",
-              "data.root", "data.download", "data.verify", "data.num_workers", "imp.stops",
+              "data.root", "data.download", "data.verify", "data.num_workers", "imp.branches",
               "train.eval_batch_size", "train.eval_every"}
 SHORT_NAMES = {"warmup_epochs": "warm-up", "prune_iterations": "T", "drive_weights": "w",
           "drive_normalize": "norm", "drive_combine": "comb", "epochs": "epochs"}

@@ -91,6 +91,8 @@ class PruneConfig(_Section):
     rewind: Literal["none", "init"] = Field("none", description="DRIVE: weights after pruning")
     exclude_first: bool = Field(False, description="never prune the first conv/linear layer")
     exclude_last: bool = Field(False, description="never prune the last conv/linear layer")
+    balanced_batches: int | None = Field(None, ge=1, description="score on class-balanced batches "
+                                         "of this many samples per class (GraSP's sampling)")
 
 
 class DriveConfig(_Section):
@@ -120,12 +122,12 @@ class GraspConfig(_Section):
 class ImpConfig(_Section):
     rate: float = Field(0.2, gt=0, lt=1, description="share of remaining weights pruned per round")
     rewind_epoch: int = Field(0, ge=0, description="epoch whose weights unpruned weights rewind to")
-    stops: list[float] = Field(default_factory=list,
-                               description="extra sparsities the rounds land on exactly (reported)")
+    branches: list[float] = Field(default_factory=list,
+                                  description="extra sparsities, each a branch off the trunk (reported)")
 
-    @field_validator("stops")
+    @field_validator("branches")
     @classmethod
-    def _stops_in_range(cls, v: list[float]) -> list[float]:
+    def _branches_in_range(cls, v: list[float]) -> list[float]:
         if any(not 0 < s < 1 for s in v):
             raise ValueError("must be sparsities in (0, 1)")
         return sorted(set(v))
@@ -184,6 +186,9 @@ class ExperimentConfig(_Section):
         if self.method == "drive" and self.warmup_epochs >= self.train.epochs:
             raise ValueError(f"warmup_epochs: must be less than train.epochs ({self.train.epochs}), "
                              f"got {self.warmup_epochs}")
+        if self.method == "imp" and any(b >= self.sparsity for b in self.imp.branches):
+            raise ValueError(f"imp.branches: must be below sparsity ({self.sparsity}), the trial's "
+                             f"headline level, got {self.imp.branches}")
         if self.method == "imp" and self.imp.rewind_epoch >= self.train.epochs:
             raise ValueError(f"imp.rewind_epoch: must be less than train.epochs ({self.train.epochs}), "
                              f"got {self.imp.rewind_epoch}")

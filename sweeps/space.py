@@ -6,8 +6,9 @@ Grid axes are expanded here, not by Tune, because some axes are conditional:
   ``imp.*`` for IMP only. Other methods get one trial instead of copies that differ in a field
   they ignore.
 - ``dense`` ignores ``sparsity``: one trial per combination of the other axes.
-- ``imp`` gets one trial per combination of the other axes, pruning to the highest sparsity of
-  the axis and landing exactly on every other one on the way (``imp.stops``), each reported.
+- ``imp`` gets one trial per combination of the other axes: its headline is the highest sparsity
+  of the axis and every other one is a branch off its trunk (``imp.branches``), each reported
+  with exactly the accuracy and cost of a standalone IMP run to it.
 
 The explicit trial list becomes one ``tune.grid_search`` (or, for Optuna, a choice of its index);
 sampled axes become Tune distributions drawn ``num_samples`` times.
@@ -50,11 +51,11 @@ def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
             trial = {"method": method, **dict(zip(relevant, combo))}
             if sparsities:
                 base_imp = spec.experiment.get("imp")
-                base_stops = base_imp.get("stops", []) if isinstance(base_imp, dict) else []
+                base_branches = base_imp.get("branches", []) if isinstance(base_imp, dict) else []
                 trial["sparsity"] = max(sparsities)
-                stops = sorted(set(sparsities) - {max(sparsities)} | set(trial.get("imp.stops", base_stops)))
-                if stops:
-                    trial["imp.stops"] = stops
+                extra = set(sparsities) | set(trial.get("imp.branches", base_branches))
+                if extra - {max(sparsities)}:
+                    trial["imp.branches"] = sorted(extra - {max(sparsities)})
             trials.append(trial)
     unique = {json.dumps(t, sort_keys=True): t for t in trials}
     return list(unique.values())

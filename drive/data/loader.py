@@ -98,3 +98,9 @@ class ImageLoader:
                               None if shifts is None else shifts[start:stop],
                               None if flips is None else flips[start:stop])
             yield self.normalizer(x), y
+
+    def samples(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples at ``index`` as one batch, normalised and not augmented."""
+        index = index.to(self.images.device)
+        x = self.images[index].to(self.device, non_blocking=True)
+        return self.normalizer(x), self.labels[index].to(self.device, non_blocking=True)

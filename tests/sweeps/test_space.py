@@ -24,7 +24,7 @@ def test_dense_gets_one_trial_per_seed_and_imp_one_per_seed_reporting_every_spar
     dense = [t for t in trials if t["method"] == "dense"]
     imp = [t for t in trials if t["method"] == "imp"]
     assert dense == [{"method": "dense", "seed": 0}, {"method": "dense", "seed": 1}]
-    assert imp == [{"method": "imp", "seed": s, "sparsity": 0.9, "imp.stops": [0.5, 0.8]} for s in (0, 1)]
+    assert imp == [{"method": "imp", "seed": s, "sparsity": 0.9, "imp.branches": [0.5, 0.8]} for s in (0, 1)]
 
 
 def test_method_from_the_base_config_when_not_an_axis():
