@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.configs import default_iterations
 from analysis.results import CFG_PREFIX, method_rank
-from drive.config import DEFAULT_ITERATIONS
 
 KEYS = ["model", "dataset", "method"]
 #: Columns that tell variants of a method apart (DRIVE's ablation axes, and epochs).
@@ -175,7 +175,7 @@ def primary_labels(agg: pd.DataFrame) -> pd.DataFrame:
     cover = agg.groupby(keys, dropna=False).agg(
         levels=("sparsity", "nunique"), seeds=("seeds", "sum"),
         iterations=("prune_iterations", "max"), warmup=("warmup_epochs", "max")).reset_index()
-    default_t = cover["method"].map(DEFAULT_ITERATIONS)
+    default_t = cover["method"].map(default_iterations)
     cover["default_t"] = (cover["iterations"] == default_t) & default_t.notna()
     cover = cover.sort_values(["levels", "seeds", "default_t", "warmup", "label"],
                               ascending=[False, False, False, False, True])

@@ -15,12 +15,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-METHODS = ("dense", "drive", "snip", "grasp", "synflow", "magnitude", "random", "imp")
-Method = Literal["dense", "drive", "snip", "grasp", "synflow", "magnitude", "random", "imp"]
-
-#: Pruning iterations T used when ``prune_iterations`` is not given (DESIGN.md, "Schedules").
-DEFAULT_ITERATIONS = {"drive": 10, "synflow": 100, "snip": 1, "grasp": 1, "magnitude": 1, "random": 1}
-
 
 class ConfigError(ValueError):
     """Invalid configuration; ``str()`` is one line per problem, each naming the field."""
@@ -112,7 +106,8 @@ class DriveConfig(_Section):
 
 
 class SynflowConfig(_Section):
-    float64: bool = Field(False, description="score in float64 (very deep networks)")
+    float64: bool = Field(True, description="compute the scores in float64 (float32 rounding "
+                          "decides near-ties); scores are exact at any depth either way")
 
 
 class GraspConfig(_Section):
@@ -136,7 +131,7 @@ class ImpConfig(_Section):
 class ExperimentConfig(_Section):
     """One experiment: model, data, method, target sparsity, training and pruning settings."""
 
-    method: Method = "drive"
+    method: str = Field("drive", description="a method of drive.methods.METHODS or package.module:NAME")
     sparsity: float = Field(0.9, description="target share of prunable weights removed, in [0, 1)")
     model: str = Field("digits_cnn", description="registry name or package.module:factory")
     model_args: dict[str, Any] = Field(default_factory=dict)
@@ -152,6 +147,17 @@ class ExperimentConfig(_Section):
     synflow: SynflowConfig = Field(default_factory=SynflowConfig)
     grasp: GraspConfig = Field(default_factory=GraspConfig)
     imp: ImpConfig = Field(default_factory=ImpConfig)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        from drive.methods import get_method  # the registry imports the scores, which import this
+
+        try:
+            get_method(v)
+        except LookupError as e:
+            raise ValueError(str(e).removeprefix("method: ")) from None
+        return v
 
     @field_validator("sparsity")
     @classmethod
@@ -183,23 +189,30 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
-        if self.method == "drive" and self.warmup_epochs >= self.train.epochs:
+        if self.spec.plan == "after_warmup" and self.warmup_epochs >= self.train.epochs:
             raise ValueError(f"warmup_epochs: must be less than train.epochs ({self.train.epochs}), "
                              f"got {self.warmup_epochs}")
-        if self.method == "imp" and any(b >= self.sparsity for b in self.imp.branches):
+        if self.spec.plan == "imp" and any(b >= self.sparsity for b in self.imp.branches):
             raise ValueError(f"imp.branches: must be below sparsity ({self.sparsity}), the trial's "
                              f"headline level, got {self.imp.branches}")
-        if self.method == "imp" and self.imp.rewind_epoch >= self.train.epochs:
+        if self.spec.plan == "imp" and self.imp.rewind_epoch >= self.train.epochs:
             raise ValueError(f"imp.rewind_epoch: must be less than train.epochs ({self.train.epochs}), "
                              f"got {self.imp.rewind_epoch}")
         return self
+
+    @property
+    def spec(self):
+        """The method's registry entry (:class:`drive.methods.Method`)."""
+        from drive.methods import get_method
+
+        return get_method(self.method)
 
     @property
     def iterations(self) -> int:
         """Pruning iterations T actually used (the method default when not set)."""
         if self.prune_iterations is not None:
             return self.prune_iterations
-        return DEFAULT_ITERATIONS.get(self.method, 1)
+        return self.spec.iterations
 
     @property
     def density(self) -> float:

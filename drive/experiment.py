@@ -30,7 +30,7 @@ from drive.masks import Masks
 from drive.models import build_model
 from drive.plan import Stage, make_plan
 from drive.prune import prune_iteratively
-from drive.scores import DATA_DRIVEN, ScoreContext
+from drive.scores import ScoreContext
 from drive.state import CheckpointError, cpu_copy
 from drive.train import Diverged, evaluate, make_optimizer, make_scheduler, train_epoch
 
@@ -128,7 +128,7 @@ class Experiment:
         cfg = self.cfg
         if self.optimizer is None:
             self._new_optimizer(stage)
-        if cfg.method == "imp" and stage.level == 0 and self.epoch == cfg.imp.rewind_epoch:
+        if cfg.spec.plan == "imp" and stage.level == 0 and self.epoch == cfg.imp.rewind_epoch:
             self.rewind_weights = snapshot(self.model)
         # order, augmentation and dropout are functions of (seed, round, epoch) alone
         key = stage.round * cfg.train.epochs + self.epoch
@@ -158,12 +158,12 @@ class Experiment:
     def _prune(self, stage: Stage) -> dict[str, Any]:
         cfg = self.cfg
         start = time.perf_counter()
-        if cfg.method == "imp":
+        if cfg.spec.plan == "imp":
             prune_by_magnitude(self.masks, stage.density, cfg.prune.scope)
         else:
             ctx = ScoreContext(
                 model=self.model, weights=self.masks.weights, keep=self.masks.keep,
-                batches=self._score_batches() if stage.method in DATA_DRIVEN else (),
+                batches=self._score_batches() if cfg.spec.data else (),
                 input_shape=self.data.sample_shape, seed=cfg.seed, drive=cfg.drive,
                 grasp_temperature=cfg.grasp.temperature, synflow_float64=cfg.synflow.float64,
                 label_smoothing=cfg.train.label_smoothing)
@@ -195,7 +195,7 @@ class Experiment:
         return batches
 
     def _rewind(self, stage: Stage) -> dict[str, Any]:
-        saved = self.rewind_weights if self.cfg.method == "imp" else self.init_weights
+        saved = self.rewind_weights if self.cfg.spec.plan == "imp" else self.init_weights
         rewind(self.model, saved, self.masks)
         return {"phase": "rewind", "level": stage.level, "epoch": self.epoch}
 
@@ -246,13 +246,13 @@ class Experiment:
         return self.metrics(status, reason)
 
     def _ends_level(self, stage: Stage) -> bool:
-        return self.cfg.method == "imp" and stage.kind == "train" and stage.level > 0
+        return self.cfg.spec.plan == "imp" and stage.kind == "train" and stage.level > 0
 
     def _level_metrics(self, stage: Stage) -> dict[str, Any]:
         """An IMP level: the result of a standalone IMP run of ``level`` rounds to its sparsity."""
         prune_time, samples = self.mask_time
         return {"level": stage.level, "sparsity": round(1.0 - stage_density(self.plan, stage), 10),
-                "branch": stage.branch,
+                "branch": stage.branch, "requested": stage.requested,
                 "test_acc": self.last_test[0] if self.last_test else None,
                 "best_test_acc": self.stage_best, "prune_time_s": prune_time,
                 "prune_samples": samples, "train_time_s": self.stage_time,
@@ -276,16 +276,16 @@ class Experiment:
         if headline is not None:
             prune_time, prune_samples = headline["prune_time_s"], headline["prune_samples"]
             train_time, best = headline["train_time_s"], headline["best_test_acc"]
-        elif cfg.method == "imp":
+        elif cfg.spec.plan == "imp":
             prune_time, prune_samples = self.mask_time
         return {
             "status": status, "reason": reason,
             "method": cfg.method, "sparsity": cfg.sparsity, "model": cfg.model,
             "dataset": cfg.dataset, "seed": cfg.seed, "device": str(self.device),
             "epochs": cfg.train.epochs,
-            "warmup_epochs": cfg.warmup_epochs if cfg.method == "drive" else 0,
-            "prune_iterations": (imp_rounds(cfg.sparsity, cfg.imp.rate) if cfg.method == "imp"
-                                 else 0 if cfg.method == "dense" else cfg.iterations),
+            "warmup_epochs": cfg.warmup_epochs if cfg.spec.plan == "after_warmup" else 0,
+            "prune_iterations": (imp_rounds(cfg.sparsity, cfg.imp.rate) if cfg.spec.plan == "imp"
+                                 else 0 if cfg.spec.plan == "dense" else cfg.iterations),
             "test_acc": self.last_test[0] if self.last_test else None,
             "test_loss": self.last_test[1] if self.last_test else None,
             "best_test_acc": best,
@@ -300,9 +300,9 @@ class Experiment:
 
     def _imp_headline(self) -> dict[str, Any] | None:
         """IMP's level at the target sparsity, once its branch has finished."""
-        last = self.levels[-1] if self.cfg.method == "imp" and self.levels else None
+        last = self.levels[-1] if self.cfg.spec.plan == "imp" and self.levels else None
         done = last is not None and self.stage_index >= len(self.plan)
-        return last if done and last["branch"] and abs(last["sparsity"] - self.cfg.sparsity) < 1e-9 else None
+        return last if done and last["requested"] and abs(last["sparsity"] - self.cfg.sparsity) < 1e-9 else None
 
     def _final_best(self) -> float | None:
         final = [h["test_acc"] for h in self.history

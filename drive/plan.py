@@ -4,6 +4,8 @@ Because the plan is a pure function of the config, a checkpoint only needs to sa
 (and which epoch of it) comes next to resume anywhere: in warm-up, after pruning, or in any
 IMP round of the trunk or of a branch.
 
+(the plan of a method is in its registry entry, :mod:`drive.methods`)
+
 - dense:   train 0..E
 - at init: prune (T iterations) -> train 0..E
 - DRIVE:   warm-up 0..W -> prune (T iterations) -> train W..E, continuing the optimiser
@@ -25,8 +27,6 @@ from typing import Literal
 from drive.config import ExperimentConfig
 from drive.imp import branches, trunk_density
 
-AT_INIT = ("snip", "grasp", "synflow", "magnitude", "random")
-
 
 @dataclass(frozen=True)
 class Stage:
@@ -34,7 +34,8 @@ class Stage:
 
     ``kind`` is train, prune, rewind, fork (keep the IMP trunk aside) or join (return to it).
     ``phase`` names what the time counts as: the pruning phase (``warmup``, ``prune``, ``imp``:
-    trunk rounds) or a final ``train``. ``branch`` marks the stages of an IMP branch.
+    trunk rounds) or a final ``train``. ``branch`` marks the stages of an IMP branch and
+    ``requested`` the IMP training stages whose level is a requested sparsity.
     """
 
     kind: Literal["train", "prune", "rewind", "fork", "join"]
@@ -48,6 +49,7 @@ class Stage:
     level: int = 0
     round: int = 0
     branch: bool = False
+    requested: bool = False
 
     @property
     def counts_as_pruning(self) -> bool:
@@ -56,24 +58,24 @@ class Stage:
 
 def make_plan(cfg: ExperimentConfig) -> list[Stage]:
     """The stages of the experiment described by ``cfg``."""
-    epochs, density = cfg.train.epochs, cfg.density
+    epochs, density, plan = cfg.train.epochs, cfg.density, cfg.spec.plan
     final = Stage("train", "train", 0, epochs, fresh_optimizer=True)
-    if cfg.method == "dense":
+    if plan == "dense":
         return [final]
-    if cfg.method in AT_INIT:
+    if plan == "at_init":
         return [Stage("prune", "prune", method=cfg.method, density=density, iterations=cfg.iterations),
                 final]
-    if cfg.method == "drive":
+    if plan == "after_warmup":
         w = cfg.warmup_epochs
         stages = [Stage("train", "warmup", 0, w, fresh_optimizer=True),
-                  Stage("prune", "prune", method="drive", density=density, iterations=cfg.iterations)]
+                  Stage("prune", "prune", method=cfg.method, density=density, iterations=cfg.iterations)]
         if cfg.prune.rewind == "init":
             return stages + [Stage("rewind", "prune"), Stage("train", "train", 0, epochs,
                                                               fresh_optimizer=True, round=1)]
         return stages + [Stage("train", "train", w, epochs)]
-    if cfg.method == "imp":
+    if plan == "imp":
         return _imp_plan(cfg)
-    raise ValueError(f"method: unknown method {cfg.method!r}")
+    raise ValueError(f"method: {cfg.method!r} has an unknown plan {plan!r}")
 
 
 def _imp_plan(cfg: ExperimentConfig) -> list[Stage]:
@@ -81,20 +83,28 @@ def _imp_plan(cfg: ExperimentConfig) -> list[Stage]:
     wanted = branches([cfg.sparsity, *cfg.imp.branches], rate)
     if not wanted:
         return [Stage("train", "train", 0, epochs, fresh_optimizer=True)]
+    depth = max(b.parent for b in wanted)
+    # a target on a trunk level the trunk reaches anyway is that level: no branch needed
+    on_trunk = {b.level for b in wanted if b.level <= depth and _same(b.density, trunk_density(b.level, rate))}
     stages = [Stage("train", "imp", 0, epochs, fresh_optimizer=True)]
-    for j in range(max(b.parent for b in wanted) + 1):
+    for j in range(depth + 1):
         if j > 0:
             stages += [Stage("prune", "imp", method="magnitude", density=trunk_density(j, rate), level=j),
                        Stage("rewind", "imp", level=j),
-                       Stage("train", "imp", r, epochs, fresh_optimizer=True, level=j, round=j)]
-        for b in (b for b in wanted if b.parent == j):
+                       Stage("train", "imp", r, epochs, fresh_optimizer=True, level=j, round=j,
+                             requested=j in on_trunk)]
+        for b in (b for b in wanted if b.parent == j and b.level not in on_trunk):
             stages += [Stage("fork", "imp", level=b.level, branch=True),
                        Stage("prune", "imp", method="magnitude", density=b.density, level=b.level, branch=True),
                        Stage("rewind", "imp", level=b.level, branch=True),
                        Stage("train", "train", r, epochs, fresh_optimizer=True, level=b.level,
-                             round=b.level, branch=True),
+                             round=b.level, branch=True, requested=True),
                        Stage("join", "imp", level=b.level, branch=True)]
     return stages[:-1]  # the last branch (the highest sparsity) need not return to the trunk
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-12 * max(a, b)
 
 
 def total_epochs(plan: list[Stage]) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from drive.masks import Masks
-from drive.scores import SCORES, ScoreContext, Scores
+from drive.scores import ScoreContext, Scores
 
 
 class ScoreError(ValueError):
@@ -50,7 +50,9 @@ def prune_iteratively(method: str, masks: Masks, ctx: ScoreContext, density: flo
                       iterations: int, schedule: str = "exponential",
                       scope: str = "global") -> PruneReport:
     """Prune ``masks`` to ``density`` in ``iterations`` steps, rescoring with ``method`` each time."""
-    score = SCORES[method]
+    from drive.methods import get_method  # the registry imports this module's users
+
+    score = get_method(method).score
     reached = []
     for t, d_t in enumerate(density_schedule(density, iterations, schedule), start=1):
         ctx.iteration = t

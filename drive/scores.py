@@ -177,15 +177,3 @@ def drive(ctx: ScoreContext) -> Scores:
             out[n] = torch.prod(torch.stack([p.pow(a) for a, p in zip(cfg.weights, parts)]), dim=0)
     return out
 
-
-SCORES: dict[str, Callable[[ScoreContext], Scores]] = {
-    "magnitude": magnitude,
-    "random": random,
-    "snip": snip,
-    "grasp": grasp,
-    "synflow": synflow,
-    "drive": drive,
-}
-
-#: Methods whose score needs training batches.
-DATA_DRIVEN = {"snip", "grasp", "drive"}

@@ -2,8 +2,9 @@
 
 Grid axes are expanded here, not by Tune, because some axes are conditional:
 
-- ``warmup_epochs``, ``prune_iterations``, ``drive.*`` and ``prune.rewind`` vary for DRIVE only;
-  ``imp.*`` for IMP only. Other methods get one trial instead of copies that differ in a field
+- a field that a method owns (its registry entry's ``axes``: ``warmup_epochs``,
+  ``prune_iterations``, ``drive.*`` and ``prune.rewind`` for DRIVE, ``imp.*`` for IMP) varies
+  for that method only. Other methods get one trial instead of copies that differ in a field
   they ignore.
 - ``dense`` ignores ``sparsity``: one trial per combination of the other axes.
 - ``imp`` gets one trial per combination of the other axes: its headline is the highest sparsity
@@ -22,21 +23,15 @@ from typing import Any
 
 from ray import tune
 
+from drive.methods import METHODS, applies
 from sweeps.spec import SweepSpec
 
-DRIVE_ONLY = ("warmup_epochs", "prune_iterations", "drive.", "prune.rewind")
-IMP_ONLY = ("imp.",)
 
-
-def applies(key: str, method: str) -> bool:
-    """Whether the dotted config field ``key`` matters to ``method``."""
-    if key.startswith(DRIVE_ONLY):
-        return method == "drive"
-    if key.startswith(IMP_ONLY):
-        return method == "imp"
-    if key == "sparsity":
-        return method != "dense"
-    return True
+def _is_imp(method: str) -> bool:
+    try:
+        return METHODS.get(method).plan == "imp"
+    except LookupError:  # an unknown method: validation reports it
+        return False
 
 
 def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -46,7 +41,7 @@ def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
     trials: list[dict[str, Any]] = []
     for method in methods:
         relevant = {k: v for k, v in axes.items() if k != "method" and applies(k, method)}
-        sparsities = relevant.pop("sparsity", None) if method == "imp" else None
+        sparsities = relevant.pop("sparsity", None) if _is_imp(method) else None
         for combo in itertools.product(*relevant.values()):
             trial = {"method": method, **dict(zip(relevant, combo))}
             if sparsities:

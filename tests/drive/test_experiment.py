@@ -86,8 +86,8 @@ def test_imp_runs_a_trunk_and_a_branch_per_requested_sparsity():
     exp = Experiment(cfg)
     m = exp.run()
     # trunk level 1 at density 0.6; both targets need 2 rounds, so both branch off level 1
-    assert [(lv["level"], lv["sparsity"], lv["branch"]) for lv in m["levels"]] == [
-        (1, 0.4, False), (2, 0.5, True), (2, 0.6, True)]
+    assert [(lv["level"], lv["sparsity"], lv["branch"], lv["requested"]) for lv in m["levels"]] == [
+        (1, 0.4, False, False), (2, 0.5, True, True), (2, 0.6, True, True)]
     assert [s.kind for s in exp.plan] == ["train", "prune", "rewind", "train",
                                           "fork", "prune", "rewind", "train", "join",
                                           "fork", "prune", "rewind", "train"]
@@ -103,6 +103,15 @@ def test_imp_runs_a_trunk_and_a_branch_per_requested_sparsity():
     assert_pruned_weights_zero(exp)
 
 
+def test_a_target_on_a_trunk_level_is_that_level_not_a_copy():
+    m = run(config(method="imp", sparsity=0.75, imp={"rate": 0.5, "branches": [0.5]}, train={"epochs": 1}))
+    assert [(lv["level"], lv["sparsity"], lv["branch"], lv["requested"]) for lv in m["levels"]] == [
+        (1, 0.5, False, True), (2, 0.75, False, True)]
+    alone = run(config(method="imp", sparsity=0.5, imp={"rate": 0.5}, train={"epochs": 1}))
+    assert alone["test_acc"] == m["levels"][0]["test_acc"]
+    assert alone["prune_samples"] == m["levels"][0]["prune_samples"]
+
+
 def test_imp_branch_to_s_is_exactly_a_standalone_run_to_s():
     """The level at s of a trunk-and-branches run equals a standalone IMP run to s: same mask,
     same accuracy, same cost in sample passes (open_lth's branches; no stops that add rounds)."""
@@ -112,10 +121,10 @@ def test_imp_branch_to_s_is_exactly_a_standalone_run_to_s():
     masks_at = {}
 
     def keep_masks(p):
-        if p.level is not None and p.level["branch"]:
+        if p.level is not None and p.level["requested"]:
             masks_at[p.level["sparsity"]] = exp.masks.state_dict()
 
-    swept = {lv["sparsity"]: lv for lv in exp.run(keep_masks)["levels"] if lv["branch"]}
+    swept = {lv["sparsity"]: lv for lv in exp.run(keep_masks)["levels"] if lv["requested"]}
     assert sorted(swept) == [0.5, 0.8, 0.9]
     for s in (0.5, 0.8, 0.9):
         alone = Experiment(config(**base, sparsity=s, imp=imp))

@@ -1,6 +1,6 @@
 from ray import tune
 
-from sweeps.space import applies, expand_trials, param_space, sampled_overrides
+from sweeps.space import expand_trials, param_space, sampled_overrides
 from sweeps.spec import load_spec
 
 
@@ -30,12 +30,6 @@ def test_dense_gets_one_trial_per_seed_and_imp_one_per_seed_reporting_every_spar
 def test_method_from_the_base_config_when_not_an_axis():
     trials = expand_trials(spec({"seed": [0, 1]}, experiment={"method": "synflow"}))
     assert trials == [{"method": "synflow", "seed": 0}, {"method": "synflow", "seed": 1}]
-
-
-def test_applies_rules():
-    assert applies("drive.weights", "drive") and not applies("drive.weights", "snip")
-    assert applies("imp.rate", "imp") and not applies("imp.rate", "drive")
-    assert not applies("sparsity", "dense") and applies("train.lr", "dense")
 
 
 def test_param_space_grid_and_samplers():

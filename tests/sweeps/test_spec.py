@@ -34,7 +34,7 @@ def test_the_shipped_sweep_files_are_valid():
     ({"experiment": {"method": "obd"}}, "experiment.method:"),
     ({"experiment": {"train": {"epochs": 0}}}, "experiment.train.epochs:"),
     ({"sweep": {"sparsity": [0.5, 1.5]}}, "sweep: sparsity: must be in [0, 1) (e.g. trial"),
-    ({"sweep": {"method": ["drive", "nope"]}}, "sweep: method: Input should be"),
+    ({"sweep": {"method": ["drive", "nope"]}}, "sweep: method: unknown method 'nope'; allowed: dense, drive"),
     ({"sweep": {"warmup_epochs": [1, 20]}, "experiment": {"train": {"epochs": 5}}},
      "sweep: warmup_epochs: must be less than train.epochs (5), got 20"),
     ({"sweep": {"train.lr": {"uniform": [-1, 0.1]}}}, "sweep: train.lr:"),
