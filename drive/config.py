@@ -114,9 +114,24 @@ class GraspConfig(_Section):
     temperature: float = Field(200.0, gt=0, description="softmax temperature (Wang et al. use 200)")
 
 
+class ProsprConfig(_Section):
+    steps: int = Field(3, ge=1, le=100, description="inner SGD steps of the meta-gradient (Alizadeh et al. use 3)")
+    lr: float | None = Field(None, gt=0, description="inner learning rate; None = train.lr")
+
+
+class FinetuneConfig(_Section):
+    """Fine-tuning after pruning a trained network (``magnitude_after``)."""
+
+    epochs: int | None = Field(None, ge=1, description="fine-tuning epochs; None = train.epochs // 4")
+    lr: float | None = Field(None, gt=0, description="constant fine-tuning LR; None = train.lr / 10")
+
+
 class ImpConfig(_Section):
     rate: float = Field(0.2, gt=0, lt=1, description="share of remaining weights pruned per round")
-    rewind_epoch: int = Field(0, ge=0, description="epoch whose weights unpruned weights rewind to")
+    rewind: Literal["weights", "lr"] = Field("weights", description="after pruning, rewind the "
+                                             "weights and the LR (lottery tickets) or the LR only "
+                                             "(learning-rate rewinding, Renda et al. 2020)")
+    rewind_epoch: int = Field(0, ge=0, description="epoch the weights (or LR schedule) rewind to")
     branches: list[float] = Field(default_factory=list,
                                   description="extra sparsities, each a branch off the trunk (reported)")
 
@@ -147,6 +162,8 @@ class ExperimentConfig(_Section):
     synflow: SynflowConfig = Field(default_factory=SynflowConfig)
     grasp: GraspConfig = Field(default_factory=GraspConfig)
     imp: ImpConfig = Field(default_factory=ImpConfig)
+    prospr: ProsprConfig = Field(default_factory=ProsprConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
     @field_validator("method")
     @classmethod

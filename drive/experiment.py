@@ -117,8 +117,11 @@ class Experiment:
                 self.optimizer = self.scheduler = None
 
     def _new_optimizer(self, stage: Stage) -> None:
-        self.optimizer = make_optimizer(self.model, self.cfg.train)
-        self.scheduler = make_scheduler(self.optimizer, self.cfg.train, self.cfg.train.epochs)
+        train = self.cfg.train
+        if stage.lr is not None:  # fine-tuning at a constant LR
+            train = train.model_copy(update={"lr": stage.lr, "schedule": "constant"})
+        self.optimizer = make_optimizer(self.model, train)
+        self.scheduler = make_scheduler(self.optimizer, train, train.epochs)
         with warnings.catch_warnings():  # fast-forward the LR for late rewinding
             warnings.simplefilter("ignore", UserWarning)
             for _ in range(stage.start):
@@ -128,7 +131,8 @@ class Experiment:
         cfg = self.cfg
         if self.optimizer is None:
             self._new_optimizer(stage)
-        if cfg.spec.plan == "imp" and stage.level == 0 and self.epoch == cfg.imp.rewind_epoch:
+        if (cfg.spec.plan == "imp" and cfg.imp.rewind == "weights" and stage.level == 0
+                and self.epoch == cfg.imp.rewind_epoch):
             self.rewind_weights = snapshot(self.model)
         # order, augmentation and dropout are functions of (seed, round, epoch) alone
         key = stage.round * cfg.train.epochs + self.epoch
@@ -166,7 +170,8 @@ class Experiment:
                 batches=self._score_batches() if cfg.spec.data else (),
                 input_shape=self.data.sample_shape, seed=cfg.seed, drive=cfg.drive,
                 grasp_temperature=cfg.grasp.temperature, synflow_float64=cfg.synflow.float64,
-                label_smoothing=cfg.train.label_smoothing)
+                label_smoothing=cfg.train.label_smoothing, prospr_steps=cfg.prospr.steps,
+                prospr_lr=cfg.prospr.lr or cfg.train.lr)
             prune_iteratively(stage.method, self.masks, ctx, stage.density, stage.iterations,
                               cfg.prune.schedule, cfg.prune.scope)
             self.prune_samples += ctx.samples
@@ -182,21 +187,23 @@ class Experiment:
     def _score_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same ``score_batches`` training batches at every pruning iteration: the first
         batches of a fixed order, or class-balanced ones (``prune.balanced_batches``)."""
-        per_class = self.cfg.prune.balanced_batches
+        per_class, spec = self.cfg.prune.balanced_batches, self.cfg.spec
+        count = max(self.cfg.prune.score_batches, spec.batches(self.cfg) if spec.batches else 1)
         if per_class:
             return [self.train_batches.samples(index) for index in class_balanced_batches(
-                self.data, per_class, self.cfg.prune.score_batches, self.cfg.seed)]
+                self.data, per_class, count, self.cfg.seed)]
         self.train_batches.set_epoch(-1)
         batches = []
         for batch in self.train_batches:
             batches.append(batch)
-            if len(batches) == self.cfg.prune.score_batches:
+            if len(batches) == count:
                 break
         return batches
 
     def _rewind(self, stage: Stage) -> dict[str, Any]:
-        saved = self.rewind_weights if self.cfg.spec.plan == "imp" else self.init_weights
-        rewind(self.model, saved, self.masks)
+        imp = self.cfg.spec.plan == "imp"
+        if not (imp and self.cfg.imp.rewind == "lr"):  # LR rewinding keeps the trained weights
+            rewind(self.model, self.rewind_weights if imp else self.init_weights, self.masks)
         return {"phase": "rewind", "level": stage.level, "epoch": self.epoch}
 
     def _fork(self, stage: Stage) -> dict[str, Any]:

@@ -123,6 +123,14 @@ class Masks:
         self._multipliers = None
         self.apply()
 
+    @torch.no_grad()
+    def restore(self, weights: dict[str, torch.Tensor]) -> None:
+        """Unprune everything: the weights get ``weights``' values and every mask is full."""
+        for n, w in self.weights.items():
+            w.copy_(weights[n])
+        self.keep = {n: torch.ones_like(m) for n, m in self.keep.items()}
+        self._multipliers = None
+
     # ---- enforcement -----------------------------------------------------------------------
     def _mults(self) -> list[torch.Tensor]:
         if self._multipliers is None:

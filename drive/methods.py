@@ -23,14 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from drive import scores
+from drive import baselines, scores
 from drive.registry import Registry, RegistryError
 
 #: How a method's experiment runs (see :mod:`drive.plan`):
 #: ``dense`` trains without pruning; ``at_init`` prunes at initialisation, then trains;
 #: ``after_warmup`` trains dense for ``warmup_epochs``, prunes, trains on; ``imp`` runs IMP's
-#: trunk and branches.
-Plan = Literal["dense", "at_init", "after_warmup", "imp"]
+#: trunk and branches; ``after_training`` trains dense fully, prunes, fine-tunes.
+Plan = Literal["dense", "at_init", "after_warmup", "imp", "after_training"]
 
 #: What ``prune_time_s`` / ``prune_samples`` count for each plan (docs and reports).
 COSTS: dict[str, str] = {
@@ -38,6 +38,7 @@ COSTS: dict[str, str] = {
     "at_init": "the scoring passes of the T iterations",
     "after_warmup": "the dense warm-up epochs plus the scoring passes",
     "imp": "every training round of the trunk up to the level, plus its pruning",
+    "after_training": "the whole dense training plus the scoring passes",
 }
 
 
@@ -52,6 +53,9 @@ class Method:
         plan: the stage plan, see :data:`Plan`.
         iterations: the default number of pruning iterations T.
         data: whether the score needs training batches.
+        revives: whether a weight pruned at one iteration may come back at a later one (the
+            score then sees every weight with its value before pruning, ``ctx.dense``).
+        batches: the number of scoring batches it needs at least, given the config.
         axes: config fields (dotted; a trailing dot means the whole section) that only this
             method uses: a sweep varies them for it alone.
         label, color, marker, linestyle: how tables and figures show it.
@@ -63,6 +67,8 @@ class Method:
     plan: Plan = "at_init"
     iterations: int = 1
     data: bool = False
+    revives: bool = False
+    batches: Callable[[object], int] | None = None
     axes: tuple[str, ...] = ()
     label: str = ""
     color: str = "#332288"
@@ -107,6 +113,19 @@ for _method in (
     Method("magnitude", scores.magnitude, label="magnitude", color="#56B4E9", marker="P",
            linestyle="--"),
     Method("random", scores.random, label="random", color="#7F7F7F", marker="X", linestyle=":"),
+    Method("erk", baselines.erk, label="random (ERK)", color="#999933", marker="x", linestyle=":",
+           reference="Evci et al. 2020"),
+    Method("random_uniform", baselines.random_uniform, label="random (uniform)", color="#BBBBBB",
+           marker="+", linestyle=":"),
+    Method("force", baselines.force, iterations=60, data=True, revives=True,
+           axes=("prune_iterations",), label="FORCE", color="#882255", marker="*", linestyle="-.",
+           reference="de Jorge et al. 2021"),
+    Method("prospr", baselines.prospr, data=True, batches=lambda cfg: cfg.prospr.steps + 1,
+           axes=("prospr.",), label="ProsPr", color="#117733", marker="p",
+           reference="Alizadeh et al. 2022"),
+    Method("magnitude_after", scores.magnitude, "after_training", axes=("finetune.",),
+           label="magnitude after training", color="#332288", marker="h", linestyle="--",
+           reference="Han et al. 2015; Renda et al. 2020"),
 ):
     METHODS.register(_method.name)(_method)
 

@@ -10,6 +10,7 @@ IMP round of the trunk or of a branch.
 - at init: prune (T iterations) -> train 0..E
 - DRIVE:   warm-up 0..W -> prune (T iterations) -> train W..E, continuing the optimiser
            (``rewind: init``: rewind to init, then train 0..E with a fresh optimiser)
+- after training: train 0..E -> prune -> fine-tune 0..F at a constant LR
 - IMP:     train 0..E (level 0), then per trunk level k: prune to (1-rate)^k -> rewind ->
            train r..E; after trunk level j, every branch off j: fork (keep the trunk) ->
            prune to exactly 1-s -> rewind -> train r..E -> join (back to the trunk)
@@ -33,13 +34,13 @@ class Stage:
     """One step of an experiment.
 
     ``kind`` is train, prune, rewind, fork (keep the IMP trunk aside) or join (return to it).
-    ``phase`` names what the time counts as: the pruning phase (``warmup``, ``prune``, ``imp``:
-    trunk rounds) or a final ``train``. ``branch`` marks the stages of an IMP branch and
+    ``phase`` names what the time counts as: the pruning phase (``warmup``, ``pretrain``,
+    ``prune``, ``imp``: trunk rounds) or a final ``train``. ``branch`` marks the stages of an IMP branch and
     ``requested`` the IMP training stages whose level is a requested sparsity.
     """
 
     kind: Literal["train", "prune", "rewind", "fork", "join"]
-    phase: Literal["warmup", "prune", "imp", "train"]
+    phase: Literal["warmup", "pretrain", "prune", "imp", "train"]
     start: int = 0
     end: int = 0
     fresh_optimizer: bool = False
@@ -50,6 +51,11 @@ class Stage:
     round: int = 0
     branch: bool = False
     requested: bool = False
+    lr: float | None = None  # a constant learning rate instead of the training schedule
+
+    @property
+    def epochs(self) -> int:
+        return self.end - self.start
 
     @property
     def counts_as_pruning(self) -> bool:
@@ -75,6 +81,12 @@ def make_plan(cfg: ExperimentConfig) -> list[Stage]:
         return stages + [Stage("train", "train", w, epochs)]
     if plan == "imp":
         return _imp_plan(cfg)
+    if plan == "after_training":
+        tune = cfg.finetune
+        return [Stage("train", "pretrain", 0, epochs, fresh_optimizer=True),
+                Stage("prune", "prune", method=cfg.method, density=density, iterations=cfg.iterations),
+                Stage("train", "train", 0, tune.epochs or max(1, epochs // 4), fresh_optimizer=True,
+                      round=1, lr=tune.lr or cfg.train.lr / 10)]
     raise ValueError(f"method: {cfg.method!r} has an unknown plan {plan!r}")
 
 

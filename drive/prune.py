@@ -49,15 +49,22 @@ class PruneReport:
 def prune_iteratively(method: str, masks: Masks, ctx: ScoreContext, density: float,
                       iterations: int, schedule: str = "exponential",
                       scope: str = "global") -> PruneReport:
-    """Prune ``masks`` to ``density`` in ``iterations`` steps, rescoring with ``method`` each time."""
+    """Prune ``masks`` to ``density`` in ``iterations`` steps, rescoring with ``method`` each time.
+
+    A pruned weight stays pruned, except for a method whose entry ``revives`` (FORCE): there
+    every weight competes again at each iteration, with its value from before pruning.
+    """
     from drive.methods import get_method  # the registry imports this module's users
 
-    score = get_method(method).score
+    spec = get_method(method)
+    if spec.revives:  # every weight competes at every iteration, with its value before pruning
+        ctx.dense = {n: w.detach().clone() for n, w in masks.weights.items()}
     reached = []
     for t, d_t in enumerate(density_schedule(density, iterations, schedule), start=1):
-        ctx.iteration = t
-        ctx.keep = masks.keep
-        scores = score(ctx)
+        ctx.iteration, ctx.density, ctx.keep = t, d_t, masks.keep
+        scores = spec.score(ctx)
+        if spec.revives:
+            masks.restore(ctx.dense)
         check_finite(method, scores, masks.keep)
         masks.prune_to(scores, d_t, scope)
         reached.append(masks.density())

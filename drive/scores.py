@@ -42,6 +42,10 @@ class ScoreContext:
     grasp_temperature: float = 200.0
     synflow_float64: bool = False
     label_smoothing: float = 0.0
+    density: float = 1.0  # the density this iteration prunes to
+    dense: dict[str, torch.Tensor] | None = None  # the weights before pruning began (FORCE)
+    prospr_steps: int = 3
+    prospr_lr: float = 0.1
     samples: int = 0
     synflow_log_r: float | None = None  # log of SynFlow's R at the last scoring, for the record
 

@@ -106,7 +106,7 @@ def test_imp_runs_a_trunk_and_a_branch_per_requested_sparsity():
 def test_a_target_on_a_trunk_level_is_that_level_not_a_copy():
     m = run(config(method="imp", sparsity=0.75, imp={"rate": 0.5, "branches": [0.5]}, train={"epochs": 1}))
     assert [(lv["level"], lv["sparsity"], lv["branch"], lv["requested"]) for lv in m["levels"]] == [
-        (1, 0.5, False, True), (2, 0.75, False, True)]
+        (1, 0.5, False, True), (2, 0.75, True, True)]
     alone = run(config(method="imp", sparsity=0.5, imp={"rate": 0.5}, train={"epochs": 1}))
     assert alone["test_acc"] == m["levels"][0]["test_acc"]
     assert alone["prune_samples"] == m["levels"][0]["prune_samples"]

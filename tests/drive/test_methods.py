@@ -22,11 +22,13 @@ FAST = {"device": "cpu", "train": {"epochs": 1, "batch_size": 128}, "model_args"
 
 
 def test_every_builtin_has_one_complete_entry():
-    assert METHODS.in_order() == ["dense", "imp", "drive", "snip", "grasp", "synflow", "magnitude", "random"]
+    assert METHODS.in_order()[:8] == ["dense", "imp", "drive", "snip", "grasp", "synflow", "magnitude", "random"]
+    assert {"erk", "random_uniform", "force", "prospr", "magnitude_after"} <= set(METHODS.in_order())
     for name in METHODS.in_order():
         m = get_method(name)
         assert m.name == name and m.display and m.color.startswith("#") and m.cost
         assert (m.score is None) == (m.plan in ("dense", "imp"))
+        assert m.reference or m.name in ("dense", "magnitude", "random", "random_uniform")
     assert get_method("drive").iterations == 10 and get_method("synflow").iterations == 100
     assert get_method("drive").data and not get_method("synflow").data
 
