@@ -34,6 +34,8 @@ class DataConfig(_Section):
     root: str = Field("./data", description="folder holding (or receiving) the data set files")
     download: bool = Field(False, description="download with torchvision's code when missing")
     verify: bool = Field(False, description="check file checksums when loading")
+    args: dict[str, Any] = Field(default_factory=dict,
+                                 description="options of the data set's factory (e.g. mnist1d's num_samples)")
     split_seed: int = Field(0, ge=0, description="seed of the train/test split (digits)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share of the split (digits)")
     augment: bool | None = Field(None, description="random crop + flip; None = the data set's default")

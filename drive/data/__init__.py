@@ -12,7 +12,7 @@ returning :class:`ImageData` or :class:`FolderData`.
     for x, y in train_loader: ...
 """
 
-from drive.data import cifar, digits, imagenet, synthetic, tinyimagenet  # noqa: F401  (registration)
+from drive.data import cifar, digits, imagenet, mnist1d, synthetic, tinyimagenet  # noqa: F401  (registration)
 from drive.data.api import load_dataset, make_loaders, prepare_dataset
 from drive.data.base import DATASETS, DataError, FolderData, ImageData
 from drive.data.folder_loader import FolderLoader

@@ -191,7 +191,11 @@ def test_cuda_batches_equal_cpu_batches():
 
 def test_image_data_checks_its_tensors():
     images = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
-    with pytest.raises(DataError, match="uint8"):
+    for bad in (images.double(), images.int(), images[:, 0, 0]):  # other dtypes, (N, L) without C
+        with pytest.raises(DataError, match=r"uint8 or float32 \(N, C, H, W\) or \(N, C, L\)"):
+            ImageData(bad, torch.zeros(4, dtype=torch.long), bad, torch.zeros(4, dtype=torch.long),
+                      num_classes=2, mean=(0.5,), std=(0.5,))
+    with pytest.raises(DataError, match="differ in dtype"):
         ImageData(images.float(), torch.zeros(4, dtype=torch.long), images, torch.zeros(4, dtype=torch.long),
                   num_classes=2, mean=(0.5,), std=(0.5,))
     with pytest.raises(DataError, match=r"\[0, 2\)"):

@@ -44,7 +44,8 @@ def user_module(tmp_path, monkeypatch) -> str:
 
 def test_registered_names():
     assert MODELS.names() == sorted(["resnet18", "resnet20", "vgg16_bn", "alexnet", "digits_cnn",
-                                     "digits_mlp", "tv_resnet18", "tv_resnet50"])
+                                     "digits_mlp", "mnist1d_cnn", "mnist1d_mlp", "tv_resnet18",
+                                     "tv_resnet50"])
 
 
 def test_import_path_model_builds_like_a_builtin(user_module):
