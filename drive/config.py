@@ -185,6 +185,13 @@ class ExperimentConfig(_Section):
             raise ValueError("must be in [0, 1)")
         return v
 
+    @field_validator("model_args")
+    @classmethod
+    def _sample_shape_comes_from_the_data(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "sample_shape" in v:
+            raise ValueError("sample_shape is set from the data set, not a model argument")
+        return v
+
     @field_validator("prune_iterations")
     @classmethod
     def _iterations_range(cls, v: int | None) -> int | None:

@@ -66,8 +66,6 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int, 
     if len(shape) < 2 or not all(_positive_int(d) for d in shape) or shape[0] != in_channels:
         raise ModelError(f"model: sample_shape must be positive integers (C, ...) with C = in_channels "
                          f"({in_channels}), got {sample_shape!r}")
-    if SAMPLE_SHAPE in model_args:
-        raise ModelError(f"model_args: {SAMPLE_SHAPE} is set from the data set, not a model argument")
     given = {SAMPLE_SHAPE: shape} if _takes_sample_shape(factory) else {}
     if not given and len(shape) != 3:
         raise ModelError(f"model: {name!r} takes images (C, H, W); the data set's samples are "
