@@ -76,7 +76,8 @@ class Experiment:
         torch.manual_seed(cfg.seed)
         self.data = load_dataset(cfg.dataset, cfg.data)
         self.model = build_model(cfg.model, self.data.num_classes, self.data.in_channels,
-                                 self.data.image_size, **cfg.model_args).to(self.device)
+                                 self.data.image_size, sample_shape=self.data.sample_shape,
+                                 **cfg.model_args).to(self.device)
         self.channels_last = cfg.train.channels_last
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
