@@ -39,7 +39,7 @@ class DataConfig(_Section):
 
     root: str = Field("./data", description="folder holding (or receiving) the data set files")
     download: bool = Field(False, description="download with torchvision's code when missing")
-    verify: bool = Field(False, description="check file checksums when loading")
+    verify: bool = Field(True, description="check files against the official archive's md5 when loading")
     split_seed: int = Field(0, ge=0, description="seed of the train/test split (digits)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share of the split (digits)")
     augment: bool | None = Field(None, description="random crop + flip; None = the data set's default")
