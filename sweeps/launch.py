@@ -63,17 +63,18 @@ def resolved_base(spec: SweepSpec) -> dict[str, Any]:
     """The base experiment config with a relative data root made absolute.
 
     Tune runs each trial inside its own folder, so ``./data`` must be pinned to the launch
-    directory (``~`` is kept: every node expands it itself).
+    directory (``~`` and ``$VARIABLE`` are kept: every node expands them itself).
     """
     base = copy.deepcopy(spec.experiment)
     root = base.setdefault("data", {}).get("root", DataConfig().root)
-    if not root.startswith("~") and not Path(root).is_absolute():
+    if not root.startswith(("~", "$")) and not Path(root).is_absolute():
         base["data"]["root"] = str(Path(root).resolve())
     return base
 
 
 def prepare_data(base: dict[str, Any], trials: list[dict[str, Any]]) -> list[tuple[str, dict]]:
-    """Download/verify every data set the trials use, once, here; return them for other nodes."""
+    """Download/verify every data set the trials use, here, before Ray starts (bad data fails
+    fast); each trial prepares its own node's copy again, once per node (``prepare_dataset``)."""
     needed = {}
     for trial in trials:
         cfg = trial_config(base, trial)
@@ -81,25 +82,6 @@ def prepare_data(base: dict[str, Any], trials: list[dict[str, Any]]) -> list[tup
     for name, data in needed.values():
         prepare_dataset(name, DataConfig(**data))
     return list(needed.values())
-
-
-def _prepare_on_every_node(datasets: list[tuple[str, dict]]) -> None:
-    """On a cluster, each node prepares its copy before trials start (no download races)."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    @ray.remote(num_cpus=0)
-    def prepare(items: list[tuple[str, dict]]) -> None:
-        for name, data in items:
-            prepare_dataset(name, DataConfig(**data))
-
-    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
-    refs = [prepare.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(datasets)
-            for n in nodes]
-    try:
-        ray.get(refs)
-    except ray.exceptions.RayTaskError as e:
-        raise e.as_instanceof_cause() from None
 
 
 def init_ray(address: str | None) -> None:
@@ -177,13 +159,11 @@ def run_sweep(spec: SweepSpec, address: str | None = None, verbose: int = 1) -> 
     ensure_writable(path)
     trials = expand_trials(spec)
     base = resolved_base(spec)
-    datasets = prepare_data(base, trials)
+    prepare_data(base, trials)
     meta = provenance()
     write_text(f"{path}/{SPEC_FILE}", yaml.safe_dump(
         {"spec": spec.model_dump(mode="json"), "base": base, "provenance": meta}, sort_keys=False))
     init_ray(address)
-    if address:
-        _prepare_on_every_node(datasets)
     tuner = tune.Tuner(make_trainable(spec, base, trials, meta), param_space=param_space(spec, trials),
                        tune_config=_tune_config(spec), run_config=_run_config(spec, verbose))
     tuner.fit()
