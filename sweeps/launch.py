@@ -16,7 +16,8 @@ import os
 # Ray's classic progress table (CLIReporter) shows the sweep axes compactly; the newer output
 # prints every finished trial's full result, which is hundreds of lines for a pruning sweep.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# result.json is the contract (docs/results.md); the loggers are chosen in _run_config.
+# result.json is the contract (docs/results.md); the other loggers are the sweep file's
+# `loggers` (sweeps/loggers.py), so Tune adds none of its own.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # Short trials checkpoint often by design (phase boundaries); Tune's hint about it is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -29,6 +30,7 @@ import yaml
 
 from drive.config import DataConfig
 from drive.data import prepare_dataset
+from sweeps.loggers import make_callbacks
 from sweeps.space import expand_trials, param_space, trial_dirname
 from sweeps.spec import SweepError, SweepSpec, load_spec, trial_config
 from sweeps.storage import ensure_writable, experiment_exists, read_text, write_text
@@ -94,7 +96,7 @@ def init_ray(address: str | None) -> None:
         ray.init(address=address)
         return
     paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    ray.init(dashboard_host="127.0.0.1", logging_level="warning", log_to_driver=False,
+    ray.init(dashboard_host="127.0.0.1", logging_level="warning",
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
 
 
@@ -140,10 +142,10 @@ def _run_config(spec: SweepSpec, verbose: int):
         metric_columns={"phase": "phase", "epochs_done": "epochs", "density": "density",
                         "test_acc": "test_acc"},
         max_report_frequency=spec.report_every_s)
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
+    # trial output goes to the terminal and to stdout/stderr files in each trial folder
     return tune.RunConfig(name=spec.name, storage_path=storage, verbose=verbose, progress_reporter=reporter,
-                          callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],
+                          callbacks=make_callbacks(spec.loggers, spec.name, spec.experiment_path(), spec.is_remote),
+                          log_to_file=True, sync_config=tune.SyncConfig(sync_artifacts=True),
                           failure_config=tune.FailureConfig(max_failures=spec.retries),
                           checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints))
 
