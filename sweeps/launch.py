@@ -74,7 +74,7 @@ def resolved_base(spec: SweepSpec) -> dict[str, Any]:
     return base
 
 
-def prepare_data(base: dict[str, Any], trials: list[dict[str, Any]]) -> list[tuple[str, dict]]:
+def prepare_data(base: dict[str, Any], trials: list[dict[str, Any]]) -> None:
     """Download/verify every data set the trials use, here, before Ray starts (bad data fails
     fast); each trial prepares its own node's copy again, once per node (``prepare_dataset``)."""
     needed = {}
@@ -83,7 +83,6 @@ def prepare_data(base: dict[str, Any], trials: list[dict[str, Any]]) -> list[tup
         needed[(cfg.dataset, cfg.data.model_dump_json())] = (cfg.dataset, cfg.data.model_dump(mode="json"))
     for name, data in needed.values():
         prepare_dataset(name, DataConfig(**data))
-    return list(needed.values())
 
 
 def init_ray(address: str | None) -> None:

@@ -139,8 +139,8 @@ def test_no_temporary_folder_is_left_behind(sweep):
     assert set(frame["experiment"]) == {NAME}
 
 
-def test_a_missing_bucket_path_is_one_line(sweep, s3):
-    result = subprocess.run([sys.executable, "-m", "sweeps.cli", "report", f"s3://{BUCKET}/nothing/here",
-                             "--out", str(sweep["base"] / "none")], env={**os.environ, **s3},
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "EXPERIMENT_DIR: s3://sweeps/nothing/here does not exist" in result.stderr
+def test_a_missing_bucket_path_is_one_line(s3, tmp_path, capsys):
+    from sweeps.cli import main
+
+    assert main(["report", f"s3://{BUCKET}/nothing/here", "--out", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.strip() == "drive-sweep: error: EXPERIMENT_DIR: s3://sweeps/nothing/here does not exist"
