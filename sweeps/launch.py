@@ -91,11 +91,13 @@ def init_ray(address: str | None) -> None:
 
     if ray.is_initialized():
         return
+    # trials' own output reaches the terminal; Ray's info lines in them (one per checkpoint) do not
+    quiet = ray.LoggingConfig(log_level="WARNING")
     if address:
-        ray.init(address=address)
+        ray.init(address=address, logging_config=quiet)
         return
     paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    ray.init(dashboard_host="127.0.0.1", logging_level="warning",
+    ray.init(dashboard_host="127.0.0.1", logging_level="warning", logging_config=quiet,
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
 
 
