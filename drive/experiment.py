@@ -346,8 +346,9 @@ class Experiment:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("version") != STATE_VERSION:
             raise CheckpointError(f"checkpoint: state version {state.get('version')} is not {STATE_VERSION}")
-        if state["config"] != self.cfg.model_dump(mode="json"):
-            diff = sorted(k for k in state["config"] if state["config"][k] != self.cfg.model_dump(mode="json").get(k))
+        saved, current = _same_experiment(state["config"]), _same_experiment(self.cfg.model_dump(mode="json"))
+        if saved != current:
+            diff = sorted(k for k in saved if saved[k] != current.get(k))
             raise CheckpointError(f"checkpoint: made with a different config (differs in: {', '.join(diff)})")
         self.stage_index, self.epoch, self.epochs_done = state["stage"], state["epoch"], state["epochs_done"]
         self.model.load_state_dict(state["model"])
@@ -385,3 +386,9 @@ def run(config: ExperimentConfig, callback: Callback | None = None,
         state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one experiment (from ``state`` when given) and return its metrics."""
     return Experiment(config, state).run(callback)
+
+
+def _same_experiment(config: dict[str, Any]) -> dict[str, Any]:
+    """A config without where this node keeps its data files (``data.root`` may expand to
+    another folder on the node a trial resumes on): that is not part of the experiment."""
+    return {**config, "data": {k: v for k, v in config.get("data", {}).items() if k not in ("root", "download")}}
