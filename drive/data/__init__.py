@@ -13,10 +13,10 @@ returning :class:`ImageData` or :class:`FolderData`.
 """
 
 from drive.data import cifar, digits, imagenet, synthetic, tinyimagenet  # noqa: F401  (registration)
-from drive.data.api import load_dataset, make_loaders, prepare_dataset
+from drive.data.api import load_dataset, make_loaders, make_val_loader, prepare_dataset
 from drive.data.base import DATASETS, DataError, FolderData, ImageData
 from drive.data.folder_loader import FolderLoader
 from drive.data.loader import ImageLoader
 
 __all__ = ["DATASETS", "DataError", "FolderData", "FolderLoader", "ImageData", "ImageLoader",
-           "load_dataset", "make_loaders", "prepare_dataset"]
+           "load_dataset", "make_loaders", "make_val_loader", "prepare_dataset"]

@@ -9,6 +9,7 @@ from drive.data.augment import Normalizer
 from drive.data.base import DATASETS, AnyData, DataError, FolderData, ImageData
 from drive.data.folder_loader import FolderLoader
 from drive.data.loader import ImageLoader
+from drive.record import one_line
 from drive.registry import RegistryError
 
 Loader = ImageLoader | FolderLoader
@@ -19,20 +20,33 @@ def load_dataset(name: str, cfg: DataConfig | None = None) -> AnyData:
 
     The factory is called as ``factory(cfg)``. ``cfg.train_size``/``cfg.test_size``, when set,
     then cap the sets at a random subset (seeded by ``cfg.split_seed``, kept in the original
-    order); for ``synthetic`` they are the generated sizes, so the cap changes nothing.
+    order); for ``synthetic`` they are the generated sizes, so the cap changes nothing. Then
+    ``cfg.val_fraction`` of the training set (per class, seeded by ``cfg.split_seed``) becomes
+    the validation set, which model selection uses instead of the test set.
 
     Raises:
-        DataError: unknown name, missing or corrupt files, a factory returning something else.
+        DataError: unknown name, missing or corrupt files, a factory that raises or returns
+            something else, a split that leaves a set or a class empty.
     """
     cfg = cfg or DataConfig()
     try:
         factory = DATASETS.get(name)
     except RegistryError as e:
         raise DataError(str(e)) from None
-    data = factory(cfg)
+    try:
+        data = factory(cfg)
+    except DataError:
+        raise
+    except Exception as e:  # a user's factory (or a library under one): one line, not a traceback
+        raise DataError(f"dataset: {name!r} failed to load ({one_line(e)})") from None
     if not isinstance(data, (ImageData, FolderData)):
         raise DataError(f"dataset: {name!r} returned {type(data).__name__}, expected ImageData or FolderData")
-    return data.capped(cfg.train_size, cfg.test_size, cfg.split_seed)
+    data = data.capped(cfg.train_size, cfg.test_size, cfg.split_seed)
+    data = data.with_validation(cfg.val_fraction, cfg.split_seed)
+    for split, n in (("training", data.num_train), ("test", data.num_test)):
+        if n == 0:
+            raise DataError(f"dataset: {name!r} has an empty {split} set")
+    return data
 
 
 def prepare_dataset(name: str, cfg: DataConfig | None = None) -> None:
@@ -75,3 +89,19 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
     test = ImageLoader(data.test_images, data.test_labels, normalizer, eval_batch_size, device, seed,
                        on_device=cfg.on_device)
     return train, test
+
+
+def make_val_loader(data: AnyData, cfg: DataConfig, eval_batch_size: int,
+                    device: torch.device | str, seed: int,
+                    channels_last: bool = False) -> Loader | None:
+    """The validation loader (stored order, plain), or None when there is no validation set."""
+    device = torch.device(device)
+    normalizer = Normalizer(data.mean, data.std, device, channels_last)
+    if isinstance(data, FolderData):
+        if data.val is None:
+            return None
+        return FolderLoader(data.val, normalizer, eval_batch_size, device, seed, False, cfg.num_workers)
+    if data.val_images is None:
+        return None
+    return ImageLoader(data.val_images, data.val_labels, normalizer, eval_batch_size, device, seed,
+                       on_device=cfg.on_device)
