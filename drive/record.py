@@ -230,8 +230,7 @@ def parse_record(lines: Iterable[bytes | str]) -> Record | None:
             else:
                 record.attempts += 1
                 record.end = None
-                keep = (line.get("resumed") or {}).get("history", len(record.history))
-                record.history = record.history[:keep]
+                record.history = record.history[:(line.get("resumed") or {}).get("history", 0)]
         elif record is None:
             continue
         elif event == "epoch":
