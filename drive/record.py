@@ -196,10 +196,11 @@ class Record:
         ident = {k: self.start.get(k) for k in ("method", "sparsity", "model", "dataset", "seed",
                                                  "epochs", "warmup_epochs", "prune_iterations")}
         out: dict[str, Any] = {**ident, "status": self.status, "reason": self.reason}
+        last = self.history[-1] if self.history else {}
         if self.end and "test_acc" in self.end:  # ended by itself: the final metrics
             out.update({k: v for k, v in self.end.items() if k not in ("event", "time")})
+            out.setdefault("epochs_done", last.get("epochs_done"))
         else:
-            last = self.history[-1] if self.history else {}
             out.update({k: last[k] for k in ("density", "prune_time_s", "prune_samples",
                                              "train_time_s", "epochs_done") if k in last})
             out["levels"] = list(self.levels)

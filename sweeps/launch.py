@@ -108,7 +108,8 @@ def init_ray(address: str | None) -> None:
         ray.init(address=address)
         return
     paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    ray.init(dashboard_host="127.0.0.1", logging_level="warning", log_to_driver=False,
+    # address="local": a new embedded instance, never another user's (or a dead) local cluster
+    ray.init(address="local", dashboard_host="127.0.0.1", logging_level="warning", log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
 
 

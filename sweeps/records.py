@@ -12,6 +12,7 @@ of letting every trial burn its retries on it (:class:`StopOnStorageError`).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,8 @@ def end_if_open(path: str, status: str, reason: str, stopped_by: str | None = No
     append, text = record_sink(path)
     if not text or last_status(text) != "running":
         return False
-    line = {"event": "end", "status": status, "reason": reason, "stopped_by": stopped_by,
-            "epochs_done": _last_epochs(text)}
+    line = {"event": "end", "time": round(time.time(), 3), "status": status, "reason": reason,
+            "stopped_by": stopped_by, "epochs_done": _last_epochs(text)}
     append(json.dumps(line, separators=(",", ":")) + "\n")
     return True
 
@@ -77,7 +78,7 @@ class EpochASHA(ASHAScheduler):
         decision = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.STOP:
             self.stops[trial.trial_id] = (
-                f"stopped by ASHA after {result['epochs_done']} epochs: {self._metric} "
+                f"stopped by ASHA after {result['epochs_done']} epoch(s): {self._metric} "
                 f"{result[self._metric]:.4g} was below its rung's cutoff")
         return decision
 
