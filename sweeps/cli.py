@@ -178,13 +178,13 @@ def finish_sweep(path: str) -> int:
     """Write the results files and print the summary; exit 1 when a trial errored, was
     interrupted or never started (finished, diverged and ASHA-stopped trials are the plan)."""
     from sweeps.launch import expected_trials
-    from sweeps.results import AS_PLANNED, trial_counts, summarize, write_results
+    from sweeps.results import exit_code, summarize, trial_counts, write_results
 
     frame = write_results(path)
     expected = expected_trials(path)
     print(summarize(frame, expected))
     print(f"results: {path}/results.csv and results.parquet")
-    return 0 if set(trial_counts(frame, expected)) <= set(AS_PLANNED) else 1
+    return exit_code(trial_counts(frame, expected))
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -34,6 +34,11 @@ def trial_counts(frame: pd.DataFrame, expected: int | None = None) -> dict[str, 
     return counts
 
 
+def exit_code(counts: dict[str, int]) -> int:
+    """0 when every trial ended as planned (finished, diverged, stopped by ASHA), else 1."""
+    return 0 if set(counts) <= set(AS_PLANNED) else 1
+
+
 def summarize(frame: pd.DataFrame, expected: int | None = None) -> str:
     """Trial counts by status and the mean final test accuracy (%) of every method variant at
     the sparsities the sweep aimed at (IMP's in-between levels are in the files)."""
