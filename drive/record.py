@@ -56,24 +56,40 @@ def one_line(error: BaseException, limit: int = 300) -> str:
 
 
 def local_appender(path: str | Path, truncate: bool = False) -> Append:
-    """``append(text)`` to a local file, flushed at once; errors are :class:`StorageError`."""
+    """``append(text)`` to a local file, flushed at once; errors are :class:`StorageError`.
+
+    A file whose last line was cut short (a crash mid-write) gets a newline first, so the next
+    line stays readable.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if truncate:
             path.write_text("")
+        cut = _ends_cut(path)
     except OSError as e:
         raise StorageError(f"storage: cannot write {path} ({e.strerror or e})") from None
 
     def append(text: str) -> None:
+        nonlocal cut
         try:
             with path.open("a") as f:
-                f.write(text)
+                f.write("\n" + text if cut else text)
                 f.flush()
+            cut = False
         except OSError as e:
             raise StorageError(f"storage: cannot write {path} ({e.strerror or e})") from None
 
     return append
+
+
+def _ends_cut(path: Path) -> bool:
+    """Whether the file exists, is not empty and does not end with a newline."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
 
 
 def identity(config: Any) -> dict[str, Any]:
@@ -283,15 +299,3 @@ def last_status(text: str) -> str:
         if line.get("event") == "start":
             return "running"
     return "running"
-
-
-def is_writable_dir(path: str | Path) -> bool:
-    """Whether files can be created in the folder ``path`` (it is created when missing)."""
-    probe = Path(path) / f".drive-write-test-{os.getpid()}"
-    try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        probe.write_text("")
-        probe.unlink()
-    except OSError:
-        return False
-    return True

@@ -85,7 +85,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from drive.data import prepare_dataset
     from drive.experiment import Experiment
     from drive.plan import total_epochs
-    from drive.record import Recorder, record_run
+    from drive.record import record_run
     from drive.state import load_state, save_state
 
     cfg = prune_config(args)
@@ -96,11 +96,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     prepare_dataset(cfg.dataset, cfg.data)
     state = load_state(args.checkpoint) if args.checkpoint and Path(args.checkpoint).exists() else None
     exp = Experiment(cfg, state)
-    recorder = None
-    if args.out:  # the record (docs/results.md) grows line by line from here on
-        recorder = Recorder(args.out, truncate=state is None)
-        recorder.start(cfg, resumed=None if state is None else
-                       {"epochs_done": exp.epochs_done, "history": len(exp.history)})
+    recorder = open_record(args.out, cfg, exp) if args.out else None
     bar = tqdm(total=total_epochs(exp.plan), initial=exp.epochs_done, unit="epoch",
                desc=f"{cfg.method} s={cfg.sparsity:g}", disable=args.quiet, file=sys.stderr)
 
@@ -125,6 +121,31 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if args.out:
         print(f"metrics written to {args.out}")
     return 0 if metrics["status"] == "finished" else 1
+
+
+def open_record(out: str, cfg, exp):
+    """The record at ``out`` for this run: continued (a new attempt) when it holds this config's
+    run and the run resumes from a checkpoint, else started afresh (with the checkpoint's history
+    replayed, so the record is whole)."""
+    from drive.record import Recorder, read_record
+
+    previous = None
+    if exp.epochs_done or exp.history:
+        try:
+            previous = read_record(out)
+        except OSError:
+            previous = None
+    if previous is not None and previous.config == cfg.model_dump(mode="json"):
+        recorder = Recorder(out)
+        recorder.start(cfg, resumed={"epochs_done": exp.epochs_done, "history": len(exp.history)})
+        return recorder
+    recorder = Recorder(out, truncate=True)
+    recorder.start(cfg)
+    for line in exp.history:
+        recorder.progress(line)
+    for level in exp.levels:
+        recorder.write("level", **level)
+    return recorder
 
 
 def format_metrics(m: dict[str, Any]) -> str:

@@ -29,6 +29,8 @@ from drive.config import (ConfigError, ExperimentConfig, apply_overrides, format
                           parse_value, read_yaml)
 
 SAMPLERS = ("choice", "uniform", "loguniform", "randint", "quniform")
+#: Sections of an experiment config (``sweep: {train: {lr: [...]}}`` names the axis ``train.lr``).
+SECTIONS = tuple(name for name, value in ExperimentConfig() if isinstance(value, (BaseModel, dict)))
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
 
 
@@ -111,14 +113,13 @@ class SweepSpec(_Section):
     @field_validator("sweep", mode="before")
     @classmethod
     def _flatten_sections(cls, axes: Any) -> Any:
-        """``sweep: {train: {lr: [...]}}`` is the axis ``train.lr`` (a sampler stays a mapping)."""
+        """``sweep: {train: {lr: [...]}}`` is the axis ``train.lr``, as ``train.lr: [...]`` is."""
         if not isinstance(axes, dict):
             return axes
         flat: dict[str, Any] = {}
         for key, values in axes.items():
-            if isinstance(values, dict) and values and not set(values) & set(SAMPLERS):
-                for sub, inner in cls._flatten_sections(values).items():
-                    flat[f"{key}.{sub}"] = inner
+            if key in SECTIONS and isinstance(values, dict):
+                flat.update({f"{key}.{sub}": inner for sub, inner in values.items()})
             else:
                 flat[str(key)] = values
         return flat

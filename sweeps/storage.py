@@ -114,7 +114,7 @@ def record_sink(path: str) -> tuple[Append, str]:
         existing = ""
     except OSError as e:
         raise StorageError(f"storage: cannot read {path} ({_first_line(e)})") from None
-    text = [existing]
+    text = [existing if not existing or existing.endswith("\n") else existing + "\n"]
 
     def append(line: str) -> None:
         text.append(line)
