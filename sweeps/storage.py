@@ -50,12 +50,24 @@ def ensure_writable(path: str) -> None:
     """Fail with one ``storage:`` line before any work when files cannot be written in the
     folder ``path`` (created when missing; nothing is left in it)."""
     probe = f"{path.rstrip('/')}/.drive-sweep-write-test-{os.getpid()}"
+    fs, folder = _fs(path)
+    created = [] if path.startswith(REMOTE_SCHEMES) else _missing_parents(Path(folder))
     try:
         write_text(probe, "")
-        fs, p = _fs(probe)
-        fs.delete_file(p)
+        fs.delete_file(_fs(probe)[1])
+        for made in created:  # leave no trace: the folders come back when the sweep starts
+            made.rmdir()
     except OSError as e:
         raise SweepError([f"storage: cannot write to {path} ({_first_line(e)})"]) from None
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def _first_line(e: OSError) -> str:

@@ -29,3 +29,13 @@ class Faulty(nn.Module):
 def model(num_classes: int, in_channels: int, image_size: int, fail_after: int = 12,
           width: float = 1.0) -> nn.Module:
     return Faulty(build_model("digits_cnn", num_classes, in_channels, image_size, width=width), fail_after)
+
+
+def broken_model(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """A user's model factory that fails (say, a weights file it cannot find)."""
+    raise RuntimeError("pretrained weights not found in ~/.cache")
+
+
+def broken_data(cfg):
+    """A user's data set factory that fails."""
+    raise OSError("the data server did not answer")
