@@ -25,6 +25,7 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 # Short trials checkpoint often by design (phase boundaries); Tune's hint about it is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+import json
 import platform
 import subprocess
 from pathlib import Path
@@ -37,7 +38,7 @@ from pydantic import ValidationError
 from drive.config import DataConfig
 from drive.data import prepare_dataset
 from sweeps.space import expand_trials, make_searcher, param_space, trial_dirname
-from sweeps.spec import SweepError, SweepSpec, load_spec, trial_config
+from sweeps.spec import REMOTE_SCHEMES, SweepError, SweepSpec, load_spec, trial_config
 from sweeps.storage import claim, ensure_writable, experiment_exists, read_text, remove_claim
 
 SPEC_FILE = "sweep.yaml"
@@ -199,10 +200,17 @@ def _prepare(spec: SweepSpec, base: dict[str, Any], address: str | None) -> list
 
 def _fit(tuner, path: str) -> str:
     """Run (or continue) the trials, then close every record the trials could not close."""
-    from sweeps.records import RecordKeeper, finalize
+    import logging
+
+    from sweeps.records import RecordKeeper, StorageLogFilter, finalize
 
     RecordKeeper.current = None
-    grid = tuner.fit()
+    state_log, quiet = logging.getLogger(StorageLogFilter.LOGGER), StorageLogFilter()
+    state_log.addFilter(quiet)
+    try:
+        grid = tuner.fit()
+    finally:
+        state_log.removeFilter(quiet)
     keeper = RecordKeeper.current
     try:
         finalize(path, grid)
@@ -210,8 +218,13 @@ def _fit(tuner, path: str) -> str:
         if keeper is not None and keeper.storage_error is None:
             keeper.storage_error = str(e)
     if keeper is not None and keeper.storage_error:
+        try:
+            check_tune_state(path)
+            then = f"fix the storage, then `drive-sweep resume {path}`"
+        except SweepError:
+            then = "Ray Tune's state was cut short: fix the storage and run again under another --name"
         raise SweepError([f"{keeper.storage_error}; the sweep stopped and the results written "
-                          f"so far are intact (fix the storage, then `drive-sweep resume {path}`)"])
+                          f"so far are intact ({then})"])
     return path
 
 
@@ -266,6 +279,23 @@ def load_saved_spec(path: str) -> tuple[SweepSpec, dict[str, Any], dict[str, Any
         raise SweepError([f"EXPERIMENT_DIR: {where} is corrupt ({type(e).__name__}: {why})"]) from None
 
 
+def check_tune_state(path: str) -> None:
+    """Refuse (one line) to resume from Ray Tune state that was cut short, as happens when the
+    storage filled up while Tune saved it: Tune would silently start a different run."""
+    if path.startswith(REMOTE_SCHEMES):
+        return
+    states = sorted(Path(path).glob("experiment_state-*.json"))
+    if not states:
+        return
+    try:
+        json.loads(states[-1].read_text())
+    except (ValueError, OSError):
+        raise SweepError([f"EXPERIMENT_DIR: Ray Tune's state {states[-1]} is cut short (the "
+                          "storage filled up or failed while it was saved), so the sweep cannot "
+                          "be resumed; its trial records are intact (drive-sweep report reads "
+                          "them): run the sweep again under another --name"]) from None
+
+
 def expected_trials(path: str) -> int:
     """How many trials the sweep at ``path`` runs in all (grid points x their samples)."""
     from sweeps.space import samples_per_point
@@ -281,9 +311,10 @@ def resume_sweep(path: str, address: str | None = None, verbose: int = 1) -> str
     """
     from ray import tune
 
-    if not path.startswith(("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")):
+    if not path.startswith(REMOTE_SCHEMES):
         path = str(Path(path).expanduser().resolve())
     spec, base, meta = load_saved_spec(path)
+    check_tune_state(path)
     trials = _prepare(spec, base, address)
     if not tune.Tuner.can_restore(path):
         return _fit(_new_tuner(spec, base, trials, meta, path, verbose), path)

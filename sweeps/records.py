@@ -12,6 +12,7 @@ of letting every trial burn its retries on it (:class:`StopOnStorageError`).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from drive.record import RECORD_FILE, StorageError, last_status, one_line
 from sweeps.storage import record_sink
+from sweeps.trainable import STORAGE_ERRNOS, STORAGE_ERROR
 
 INTERRUPTED = "the sweep stopped before this trial ended; `drive-sweep resume` continues it"
 
@@ -107,8 +109,9 @@ class RecordKeeper(tune.Callback):
             self.storage_error = self.storage_error or str(e)
 
     def _check_storage(self, trial: Any) -> bool:
+        """Whether the trial failed on storage (an error that got past the trial's own check)."""
         line = _error_line(trial)
-        if line and "StorageError" in line:
+        if line and ("StorageError" in line or any(f"[Errno {n}]" in line for n in STORAGE_ERRNOS)):
             self.storage_error = self.storage_error or line.split("StorageError: ", 1)[-1]
         return self.storage_error is not None
 
@@ -126,16 +129,39 @@ class RecordKeeper(tune.Callback):
 
 
 class StopOnStorageError(tune.Stopper):
-    """Stops the whole sweep once its storage cannot be written."""
+    """Stops the whole sweep once its storage cannot be written (a trial reported it, or the
+    driver could not write an end line)."""
 
     def __init__(self, keeper: RecordKeeper):
         self.keeper = keeper
 
     def __call__(self, trial_id: str, result: dict) -> bool:
+        if result.get(STORAGE_ERROR):
+            self.keeper.storage_error = self.keeper.storage_error or result[STORAGE_ERROR]
+            return True
         return False
 
     def stop_all(self) -> bool:
         return self.keeper.storage_error is not None
+
+
+class StorageLogFilter(logging.Filter):
+    """Turns Tune's traceback for experiment state it could not save (full or read-only
+    storage) into the sweep's storage error, which ends the sweep with one line."""
+
+    LOGGER = "ray.tune.execution.experiment_state"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None and not (isinstance(error, OSError) and
+                                         (error.errno in STORAGE_ERRNOS or
+                                          any(f"errno {n}]" in str(error) for n in STORAGE_ERRNOS))):
+            error = error.__cause__ or error.__context__
+        keeper = RecordKeeper.current
+        if error is None or keeper is None:
+            return True
+        keeper.storage_error = keeper.storage_error or f"storage: {error.strerror or error}"
+        return False
 
 
 def finalize(experiment_path: str, grid: Any) -> None:

@@ -16,6 +16,7 @@ stopped) is never run again: it reports its end and returns.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -24,8 +25,8 @@ from typing import Any
 from ray import tune
 
 from drive.experiment import Experiment, Progress
-from drive.record import (RECORD_FILE, REPORTED_METRICS, TERMINAL, Recorder, last_status,
-                          one_line, parse_record, record_run)
+from drive.record import (RECORD_FILE, REPORTED_METRICS, TERMINAL, Recorder, StorageError,
+                          last_status, one_line, parse_record, record_run)
 from drive.state import load_state, save_state
 from sweeps.space import trial_overrides
 from sweeps.spec import trial_config
@@ -37,6 +38,10 @@ STATE_FILE = "state.pt"
 #: trial's worker process die (``os._exit``) once, right after that epoch's report, as if its
 #: node had been lost; the marker file records that it happened.
 FAIL_ONCE_ENV = "DRIVE_SWEEP_FAIL_ONCE"
+#: errno values that mean "this storage cannot take more writes": full, read-only, over quota.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+#: The report field by which a trial tells the driver that the storage failed.
+STORAGE_ERROR = "storage_error"
 #: Fields of a report to Tune besides the evaluated metrics.
 REPORT_FIELDS = ("phase", "epochs_done", "density")
 
@@ -73,10 +78,36 @@ def trial_folder(experiment_path: str) -> str:
     return f"{experiment_path.rstrip('/')}/{Path(tune.get_context().get_trial_dir()).name}"
 
 
+def storage_failure(error: BaseException) -> str | None:
+    """The one-line reason when ``error`` means the storage cannot be written, else None."""
+    if isinstance(error, StorageError):
+        return str(error)
+    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+        return f"storage: {error.strerror or error}" + (f" ({error.filename})" if error.filename else "")
+    return None
+
+
 def run_trial(config: dict[str, Any], *, base: dict[str, Any], checkpoint_every: int,
               provenance: dict[str, Any], experiment_path: str,
               selection: dict[str, Any] | None = None) -> None:
-    """Tune entry point (bind the keyword arguments with ``tune.with_parameters``)."""
+    """Tune entry point (bind the keyword arguments with ``tune.with_parameters``).
+
+    Storage that cannot be written (full, read-only) does not fail the trial, which would only
+    burn its retries on it: the trial reports ``storage_error`` and ends, and the driver stops
+    the sweep (:class:`sweeps.records.StopOnStorageError`).
+    """
+    try:
+        _run(config, base, checkpoint_every, provenance, experiment_path, selection)
+    except (StorageError, OSError) as e:
+        reason = storage_failure(e) or storage_failure(e.__context__ or e)
+        if reason is None:
+            raise
+        tune.report({"event": "storage_error", STORAGE_ERROR: reason})
+
+
+def _run(config: dict[str, Any], base: dict[str, Any], checkpoint_every: int,
+         provenance: dict[str, Any], experiment_path: str,
+         selection: dict[str, Any] | None) -> None:
     cfg = trial_config(base, trial_overrides(config))
     append, existing = record_sink(f"{trial_folder(experiment_path)}/{RECORD_FILE}")
     if existing and last_status(existing) in TERMINAL:  # a restored sweep: done already
