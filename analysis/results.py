@@ -142,7 +142,7 @@ def _round(x: Any) -> float | None:
 def _read_record(path: Path, experiment: str, trial_id: str) -> list[dict[str, Any]] | None:
     """Rows of one record file, or None when the file is not a record."""
     try:
-        record = read_record(path)
+        record = read_record(path, history=False)  # a table needs the last epoch only
     except OSError:
         return None
     if record is None:

@@ -228,15 +228,26 @@ class Record:
         return out
 
 
-def parse_record(lines: Iterable[bytes | str]) -> Record | None:
+#: How this module's writer begins an epoch line (lets a reader skip parsing it).
+_EPOCH_PREFIX = '{"event":"epoch"'
+
+
+def parse_record(lines: Iterable[bytes | str], history: bool = True) -> Record | None:
     """A :class:`Record` from the lines of a record file; None when it has no ``start`` line.
 
     Unparsable lines (a line cut short by a crash) are skipped. A resumed attempt replaces the
-    history after its checkpoint; repeated level lines keep their last copy.
+    history after its checkpoint; repeated level lines keep their last copy. With
+    ``history=False`` only the last epoch line is parsed (what a table of results needs).
     """
     record: Record | None = None
     levels: dict[Any, dict[str, Any]] = {}
+    last_epoch: bytes | str | None = None
     for raw in lines:
+        if not history and record is not None and (
+                raw.startswith(_EPOCH_PREFIX.encode()) if isinstance(raw, bytes)
+                else raw.startswith(_EPOCH_PREFIX)):
+            last_epoch = raw
+            continue
         line = _parse(raw)
         if line is None:
             continue
@@ -256,6 +267,10 @@ def parse_record(lines: Iterable[bytes | str]) -> Record | None:
             levels[line.get("level")] = {k: v for k, v in line.items() if k not in ("event", "time")}
         elif event == "end":
             record.end = line
+    if record is not None and last_epoch is not None:
+        line = _parse(last_epoch)
+        if line is not None:
+            record.history = [{k: v for k, v in line.items() if k not in ("event", "time")}]
     if record is not None:
         ended = (record.end or {}).get("levels")
         record.levels = list(ended) if ended is not None else [
@@ -271,14 +286,17 @@ def _parse(raw: bytes | str) -> dict[str, Any] | None:
     return line if isinstance(line, dict) else None
 
 
-def read_record(path: str | Path) -> Record | None:
-    """The record in ``path``; None when the file is not a record (no ``start`` line first)."""
+def read_record(path: str | Path, history: bool = True) -> Record | None:
+    """The record in ``path``; None when the file is not a record (no ``start`` line first).
+
+    ``history=False`` reads the last epoch line only (see :func:`parse_record`).
+    """
     path = Path(path)
     with path.open("rb") as f:
         first = f.readline()
         if not is_record_line(first):
             return None
-        return parse_record([first, *f])
+        return parse_record([first, *f], history=history)
 
 
 def is_record_line(first: bytes | str) -> bool:
