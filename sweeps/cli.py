@@ -119,7 +119,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         bar.close()
     print(format_metrics(metrics))
     if args.out:
-        print(f"metrics written to {args.out}")
+        print(f"record written to {args.out}")
     return 0 if metrics["status"] == "finished" else 1
 
 
