@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.configs import default_iterations
 from analysis.results import CFG_PREFIX, method_rank
-from drive.config import DEFAULT_ITERATIONS
 
 KEYS = ["model", "dataset", "method"]
 #: Columns that tell variants of a method apart (DRIVE's ablation axes, and epochs).
@@ -30,7 +30,7 @@ STATS = ["mean", "std", "min", "max", "count"]
 #: Config fields that never make a variant: covered by the tidy columns, or bookkeeping.
 _NOT_SWEPT = {"method", "model", "dataset", "sparsity", "seed", "warmup_epochs", "prune_iterations",
               "drive.weights", "drive.normalize", "drive.combine", "train.epochs", "device",
-              "data.root", "data.download", "data.verify", "data.num_workers", "imp.stops",
+              "data.root", "data.download", "data.verify", "data.num_workers", "imp.branches",
               "train.eval_batch_size", "train.eval_every"}
 SHORT_NAMES = {"warmup_epochs": "warm-up", "prune_iterations": "T", "drive_weights": "w",
           "drive_normalize": "norm", "drive_combine": "comb", "epochs": "epochs"}
@@ -175,7 +175,7 @@ def primary_labels(agg: pd.DataFrame) -> pd.DataFrame:
     cover = agg.groupby(keys, dropna=False).agg(
         levels=("sparsity", "nunique"), seeds=("seeds", "sum"),
         iterations=("prune_iterations", "max"), warmup=("warmup_epochs", "max")).reset_index()
-    default_t = cover["method"].map(DEFAULT_ITERATIONS)
+    default_t = cover["method"].map(default_iterations)
     cover["default_t"] = (cover["iterations"] == default_t) & default_t.notna()
     cover = cover.sort_values(["levels", "seeds", "default_t", "warmup", "label"],
                               ascending=[False, False, False, False, True])

@@ -22,10 +22,13 @@ def weights_text(weights: Any) -> str | None:
 def default_iterations(method: str | None) -> int | None:
     """Pruning iterations T a method uses when its config leaves them unset."""
     try:
-        from drive.config import DEFAULT_ITERATIONS
+        from drive.methods import get_method
     except ImportError:  # analysis works without the pruner library
         return None
-    return DEFAULT_ITERATIONS.get(method or "")
+    try:
+        return get_method(method or "").iterations
+    except LookupError:  # a plugin method that is not importable here
+        return None
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

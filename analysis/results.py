@@ -30,8 +30,17 @@ import pandas as pd
 from analysis.configs import default_iterations, resolve_config, weights_text
 from drive.record import RECORD_FILE, read_record
 
-#: Methods in the order every table and figure uses; unknown methods follow alphabetically.
-METHOD_ORDER = ("dense", "imp", "drive", "snip", "grasp", "synflow", "magnitude", "random")
+def _method_order() -> tuple[str, ...]:
+    try:
+        from drive.methods import METHODS
+    except ImportError:  # analysis works without the pruner library
+        return ("dense", "imp", "drive", "snip", "grasp", "synflow", "magnitude", "random")
+    return tuple(METHODS.in_order())
+
+
+#: Methods in the order every table and figure uses (the method registry's); unknown methods
+#: follow alphabetically.
+METHOD_ORDER = _method_order()
 
 #: The tidy columns before the flattened config (``cfg.*``), in order.
 COLUMNS = (

@@ -15,12 +15,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-METHODS = ("dense", "drive", "snip", "grasp", "synflow", "magnitude", "random", "imp")
-Method = Literal["dense", "drive", "snip", "grasp", "synflow", "magnitude", "random", "imp"]
-
-#: Pruning iterations T used when ``prune_iterations`` is not given (DESIGN.md, "Schedules").
-DEFAULT_ITERATIONS = {"drive": 10, "synflow": 100, "snip": 1, "grasp": 1, "magnitude": 1, "random": 1}
-
 
 class ConfigError(ValueError):
     """Invalid configuration; ``str()`` is one line per problem, each naming the field."""
@@ -43,6 +37,8 @@ class DataConfig(_Section):
     root: str = Field("./data", description="folder holding (or receiving) the data set files")
     download: bool = Field(False, description="download with torchvision's code when missing")
     verify: bool = Field(False, description="check file checksums when loading")
+    args: dict[str, Any] = Field(default_factory=dict,
+                                 description="options of the data set's factory (e.g. mnist1d's num_samples)")
     split_seed: int = Field(0, ge=0, description="seed of the train/test split (digits)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share of the split (digits)")
     val_fraction: float = Field(0.0, ge=0, lt=1, description="share of the training set held out "
@@ -96,6 +92,8 @@ class PruneConfig(_Section):
     rewind: Literal["none", "init"] = Field("none", description="DRIVE: weights after pruning")
     exclude_first: bool = Field(False, description="never prune the first conv/linear layer")
     exclude_last: bool = Field(False, description="never prune the last conv/linear layer")
+    balanced_batches: int | None = Field(None, ge=1, description="score on class-balanced batches "
+                                         "of this many samples per class (GraSP's sampling)")
 
 
 class DriveConfig(_Section):
@@ -115,22 +113,38 @@ class DriveConfig(_Section):
 
 
 class SynflowConfig(_Section):
-    float64: bool = Field(False, description="score in float64 (very deep networks)")
+    float64: bool = Field(True, description="compute the scores in float64 (float32 rounding "
+                          "decides near-ties); scores are exact at any depth either way")
 
 
 class GraspConfig(_Section):
     temperature: float = Field(200.0, gt=0, description="softmax temperature (Wang et al. use 200)")
 
 
+class ProsprConfig(_Section):
+    steps: int = Field(3, ge=1, le=100, description="inner SGD steps of the meta-gradient (Alizadeh et al. use 3)")
+    lr: float | None = Field(None, gt=0, description="inner learning rate; None = train.lr")
+
+
+class FinetuneConfig(_Section):
+    """Fine-tuning after pruning a trained network (``magnitude_after``)."""
+
+    epochs: int | None = Field(None, ge=1, description="fine-tuning epochs; None = train.epochs // 4")
+    lr: float | None = Field(None, gt=0, description="constant fine-tuning LR; None = train.lr / 10")
+
+
 class ImpConfig(_Section):
     rate: float = Field(0.2, gt=0, lt=1, description="share of remaining weights pruned per round")
-    rewind_epoch: int = Field(0, ge=0, description="epoch whose weights unpruned weights rewind to")
-    stops: list[float] = Field(default_factory=list,
-                               description="extra sparsities the rounds land on exactly (reported)")
+    rewind: Literal["weights", "lr"] = Field("weights", description="after pruning, rewind the "
+                                             "weights and the LR (lottery tickets) or the LR only "
+                                             "(learning-rate rewinding, Renda et al. 2020)")
+    rewind_epoch: int = Field(0, ge=0, description="epoch the weights (or LR schedule) rewind to")
+    branches: list[float] = Field(default_factory=list,
+                                  description="extra sparsities, each a branch off the trunk (reported)")
 
-    @field_validator("stops")
+    @field_validator("branches")
     @classmethod
-    def _stops_in_range(cls, v: list[float]) -> list[float]:
+    def _branches_in_range(cls, v: list[float]) -> list[float]:
         if any(not 0 < s < 1 for s in v):
             raise ValueError("must be sparsities in (0, 1)")
         return sorted(set(v))
@@ -139,7 +153,7 @@ class ImpConfig(_Section):
 class ExperimentConfig(_Section):
     """One experiment: model, data, method, target sparsity, training and pruning settings."""
 
-    method: Method = "drive"
+    method: str = Field("drive", description="a method of drive.methods.METHODS or package.module:NAME")
     sparsity: float = Field(0.9, description="target share of prunable weights removed, in [0, 1)")
     model: str = Field("digits_cnn", description="registry name or package.module:factory")
     model_args: dict[str, Any] = Field(default_factory=dict)
@@ -155,12 +169,32 @@ class ExperimentConfig(_Section):
     synflow: SynflowConfig = Field(default_factory=SynflowConfig)
     grasp: GraspConfig = Field(default_factory=GraspConfig)
     imp: ImpConfig = Field(default_factory=ImpConfig)
+    prospr: ProsprConfig = Field(default_factory=ProsprConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        from drive.methods import get_method  # the registry imports the scores, which import this
+
+        try:
+            get_method(v)
+        except LookupError as e:
+            raise ValueError(str(e).removeprefix("method: ")) from None
+        return v
 
     @field_validator("sparsity")
     @classmethod
     def _sparsity_range(cls, v: float) -> float:
         if not (0 <= v < 1) or math.isnan(v):
             raise ValueError("must be in [0, 1)")
+        return v
+
+    @field_validator("model_args")
+    @classmethod
+    def _sample_shape_comes_from_the_data(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "sample_shape" in v:
+            raise ValueError("sample_shape is set from the data set, not a model argument")
         return v
 
     @field_validator("prune_iterations")
@@ -186,20 +220,30 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
-        if self.method == "drive" and self.warmup_epochs >= self.train.epochs:
+        if self.spec.plan == "after_warmup" and self.warmup_epochs >= self.train.epochs:
             raise ValueError(f"warmup_epochs: must be less than train.epochs ({self.train.epochs}), "
                              f"got {self.warmup_epochs}")
-        if self.method == "imp" and self.imp.rewind_epoch >= self.train.epochs:
+        if self.spec.plan == "imp" and any(b >= self.sparsity for b in self.imp.branches):
+            raise ValueError(f"imp.branches: must be below sparsity ({self.sparsity}), the trial's "
+                             f"headline level, got {self.imp.branches}")
+        if self.spec.plan == "imp" and self.imp.rewind_epoch >= self.train.epochs:
             raise ValueError(f"imp.rewind_epoch: must be less than train.epochs ({self.train.epochs}), "
                              f"got {self.imp.rewind_epoch}")
         return self
+
+    @property
+    def spec(self):
+        """The method's registry entry (:class:`drive.methods.Method`)."""
+        from drive.methods import get_method
+
+        return get_method(self.method)
 
     @property
     def iterations(self) -> int:
         """Pruning iterations T actually used (the method default when not set)."""
         if self.prune_iterations is not None:
             return self.prune_iterations
-        return DEFAULT_ITERATIONS.get(self.method, 1)
+        return self.spec.iterations
 
     @property
     def density(self) -> float:

@@ -23,16 +23,19 @@ import torch
 
 from drive.config import ConfigError, ExperimentConfig
 from drive.data import load_dataset, make_loaders, make_val_loader
+from drive.data.augment import derive_seed
+from drive.data.balanced import class_balanced_batches
 from drive.imp import prune_by_magnitude, rewind, snapshot
 from drive.masks import Masks
 from drive.models import build_model
 from drive.plan import Stage, make_plan
+from drive.record import identity
 from drive.prune import prune_iteratively
-from drive.scores import DATA_DRIVEN, ScoreContext
+from drive.scores import ScoreContext
 from drive.state import CheckpointError, cpu_copy
 from drive.train import Diverged, evaluate, make_optimizer, make_scheduler, train_epoch
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,7 +77,8 @@ class Experiment:
         torch.manual_seed(cfg.seed)
         self.data = load_dataset(cfg.dataset, cfg.data)
         self.model = build_model(cfg.model, self.data.num_classes, self.data.in_channels,
-                                 self.data.image_size, **cfg.model_args).to(self.device)
+                                 self.data.image_size, sample_shape=self.data.sample_shape,
+                                 **cfg.model_args).to(self.device)
         self.channels_last = cfg.train.channels_last
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -87,6 +91,7 @@ class Experiment:
         self.plan = make_plan(cfg)
         self.init_weights = snapshot(self.model)
         self.rewind_weights: dict[str, torch.Tensor] | None = None
+        self.trunk: dict[str, Any] | None = None  # IMP: the trunk, kept aside during a branch
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.stage_index, self.epoch, self.epochs_done = 0, self.plan[0].start, 0
@@ -117,8 +122,11 @@ class Experiment:
                 self.optimizer = self.scheduler = None
 
     def _new_optimizer(self, stage: Stage) -> None:
-        self.optimizer = make_optimizer(self.model, self.cfg.train)
-        self.scheduler = make_scheduler(self.optimizer, self.cfg.train, self.cfg.train.epochs)
+        train = self.cfg.train
+        if stage.lr is not None:  # fine-tuning at a constant LR
+            train = train.model_copy(update={"lr": stage.lr, "schedule": "constant"})
+        self.optimizer = make_optimizer(self.model, train)
+        self.scheduler = make_scheduler(self.optimizer, train, train.epochs)
         with warnings.catch_warnings():  # fast-forward the LR for late rewinding
             warnings.simplefilter("ignore", UserWarning)
             for _ in range(stage.start):
@@ -128,9 +136,13 @@ class Experiment:
         cfg = self.cfg
         if self.optimizer is None:
             self._new_optimizer(stage)
-        if cfg.method == "imp" and stage.level == 0 and self.epoch == cfg.imp.rewind_epoch:
+        if (cfg.spec.plan == "imp" and cfg.imp.rewind == "weights" and stage.level == 0
+                and self.epoch == cfg.imp.rewind_epoch):
             self.rewind_weights = snapshot(self.model)
-        self.train_batches.set_epoch(self.epochs_done)
+        # order, augmentation and dropout are functions of (seed, round, epoch) alone
+        key = stage.round * cfg.train.epochs + self.epoch
+        self.train_batches.set_epoch(key)
+        torch.manual_seed(derive_seed(cfg.seed, key, 1))
         lr = self.optimizer.param_groups[0]["lr"]
         stats = train_epoch(self.model, self.train_batches, self.optimizer, self.masks,
                             cfg.train, self.device)
@@ -142,7 +154,8 @@ class Experiment:
         self.epoch += 1
         self.epochs_done += 1
         metrics = {"phase": stage.phase, "level": stage.level, "epoch": self.epoch,
-                   "train_loss": stats.loss, "train_acc": stats.accuracy, "lr": lr}
+                   "train_loss": stats.loss, "train_acc": stats.accuracy, "lr": lr,
+                   **({"branch": True} if stage.branch else {})}
         if self.epoch == stage.end or self.epoch % cfg.train.eval_every == 0:
             test = evaluate(self.model, self.test_batches, cfg.train, self.device)
             self.timers["eval"] += test.seconds
@@ -159,15 +172,16 @@ class Experiment:
     def _prune(self, stage: Stage) -> dict[str, Any]:
         cfg = self.cfg
         start = time.perf_counter()
-        if cfg.method == "imp":
+        if cfg.spec.plan == "imp":
             prune_by_magnitude(self.masks, stage.density, cfg.prune.scope)
         else:
             ctx = ScoreContext(
                 model=self.model, weights=self.masks.weights, keep=self.masks.keep,
-                batches=self._score_batches() if stage.method in DATA_DRIVEN else (),
-                input_shape=(self.data.in_channels, self.data.image_size, self.data.image_size),
-                seed=cfg.seed, drive=cfg.drive, grasp_temperature=cfg.grasp.temperature,
-                synflow_float64=cfg.synflow.float64)
+                batches=self._score_batches() if cfg.spec.data else (),
+                input_shape=self.data.sample_shape, seed=cfg.seed, drive=cfg.drive,
+                grasp_temperature=cfg.grasp.temperature, synflow_float64=cfg.synflow.float64,
+                label_smoothing=cfg.train.label_smoothing, prospr_steps=cfg.prospr.steps,
+                prospr_lr=cfg.prospr.lr or cfg.train.lr)
             prune_iteratively(stage.method, self.masks, ctx, stage.density, stage.iterations,
                               cfg.prune.schedule, cfg.prune.scope)
             self.prune_samples += ctx.samples
@@ -178,22 +192,53 @@ class Experiment:
         self.timers["prune"] += time.perf_counter() - start
         self.mask_time = (self.timers["prune"], self.prune_samples)
         return {"phase": "prune", "level": stage.level, "epoch": self.epoch,
-                "density": self.masks.density()}
+                "density": self.masks.density(), **({"branch": True} if stage.branch else {})}
 
     def _score_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The same ``score_batches`` training batches at every pruning iteration."""
-        self.train_batches.set_epoch(-1)
+        """The scoring batches: ``score_batches`` of them, the same at every pruning iteration, or
+        for a method with ``fresh_batches`` (FORCE) a new group at each of the T iterations."""
+        spec = self.cfg.spec
+        count = max(self.cfg.prune.score_batches, spec.batches(self.cfg) if spec.batches else 1)
+        groups = self.cfg.iterations if spec.fresh_batches else 1
+        return [batch for g in range(groups) for batch in self._score_group(g, count)]
+
+    def _score_group(self, group: int, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``count`` training batches, a function of (seed, group): the first batches of a fixed
+        order, or class-balanced ones (``prune.balanced_batches``)."""
+        per_class = self.cfg.prune.balanced_batches
+        if per_class:
+            seed = self.cfg.seed if group == 0 else derive_seed(self.cfg.seed, group)
+            return [self.train_batches.samples(index) for index in class_balanced_batches(
+                self.data, per_class, count, seed)]
+        self.train_batches.set_epoch(-1 - group)
         batches = []
         for batch in self.train_batches:
             batches.append(batch)
-            if len(batches) == self.cfg.prune.score_batches:
+            if len(batches) == count:
                 break
         return batches
 
     def _rewind(self, stage: Stage) -> dict[str, Any]:
-        saved = self.rewind_weights if self.cfg.method == "imp" else self.init_weights
-        rewind(self.model, saved, self.masks)
+        imp = self.cfg.spec.plan == "imp"
+        if not (imp and self.cfg.imp.rewind == "lr"):  # LR rewinding keeps the trained weights
+            rewind(self.model, self.rewind_weights if imp else self.init_weights, self.masks)
         return {"phase": "rewind", "level": stage.level, "epoch": self.epoch}
+
+    def _fork(self, stage: Stage) -> dict[str, Any]:
+        """Keep the trunk (trained weights, mask, cost so far) aside while a branch runs."""
+        self.trunk = cpu_copy({"model": self.model.state_dict(), "masks": self.masks.state_dict(),
+                               "prune_time": self.timers["prune"], "prune_samples": self.prune_samples,
+                               "mask_time": list(self.mask_time)})
+        return {"phase": "fork", "level": stage.level, "epoch": self.epoch}
+
+    def _join(self, stage: Stage) -> dict[str, Any]:
+        """Back to the trunk: a branch's pruning is no cost of the trunk's later levels."""
+        trunk, self.trunk = self.trunk, None
+        self.model.load_state_dict(trunk["model"])
+        self.masks.load_state_dict(trunk["masks"])
+        self.timers["prune"], self.prune_samples = trunk["prune_time"], trunk["prune_samples"]
+        self.mask_time = tuple(trunk["mask_time"])
+        return {"phase": "join", "level": stage.level, "epoch": self.epoch}
 
     # ---- the run -----------------------------------------------------------------------------
     def run(self, callback: Callback | None = None) -> dict[str, Any]:
@@ -207,7 +252,8 @@ class Experiment:
                     metrics = self._train_epoch(stage)
                     stage_done = self.epoch == stage.end
                 else:
-                    metrics = self._prune(stage) if stage.kind == "prune" else self._rewind(stage)
+                    metrics = {"prune": self._prune, "rewind": self._rewind, "fork": self._fork,
+                               "join": self._join}[stage.kind](stage)
                     stage_done = True
                 level = self._level_metrics(stage) if stage_done and self._ends_level(stage) else None
                 if level is not None:
@@ -225,11 +271,13 @@ class Experiment:
         return self.metrics(status, reason)
 
     def _ends_level(self, stage: Stage) -> bool:
-        return self.cfg.method == "imp" and stage.kind == "train" and stage.level > 0
+        return self.cfg.spec.plan == "imp" and stage.kind == "train" and stage.level > 0
 
     def _level_metrics(self, stage: Stage) -> dict[str, Any]:
+        """An IMP level: the result of a standalone IMP run of ``level`` rounds to its sparsity."""
         prune_time, samples = self.mask_time
         return {"level": stage.level, "sparsity": round(1.0 - stage_density(self.plan, stage), 10),
+                "branch": stage.branch, "requested": stage.requested,
                 "test_acc": self.last_test[0] if self.last_test else None,
                 "best_test_acc": self.stage_best, "prune_time_s": prune_time,
                 "prune_samples": samples, "train_time_s": self.stage_time,
@@ -241,30 +289,41 @@ class Experiment:
                 "epochs_done": self.epochs_done}
 
     def metrics(self, status: str = "finished", reason: str | None = None) -> dict[str, Any]:
-        """The experiment's result (the keys of ``drive-sweep prune``'s JSON)."""
+        """The experiment's result (the keys of ``drive-sweep prune``'s JSON).
+
+        For IMP it is the level at the target sparsity (the last branch) when it finished;
+        ``levels`` holds every trunk level and branch.
+        """
         cfg = self.cfg
-        prune_time = self.mask_time[0] if cfg.method == "imp" else self.timers["prune"]
-        prune_samples = self.mask_time[1] if cfg.method == "imp" else self.prune_samples
+        prune_time, prune_samples = self.timers["prune"], self.prune_samples
+        train_time, best = self.timers["train"], self._final_best()
+        headline = self._imp_headline()
+        if headline is not None:
+            prune_time, prune_samples = headline["prune_time_s"], headline["prune_samples"]
+            train_time, best = headline["train_time_s"], headline["best_test_acc"]
+        elif cfg.spec.plan == "imp":
+            prune_time, prune_samples = self.mask_time
         return {
-            "status": status, "reason": reason,
-            "method": cfg.method, "sparsity": cfg.sparsity, "model": cfg.model,
-            "dataset": cfg.dataset, "seed": cfg.seed, "device": str(self.device),
-            "epochs": cfg.train.epochs,
-            "warmup_epochs": cfg.warmup_epochs if cfg.method == "drive" else 0,
-            "prune_iterations": cfg.iterations if cfg.method not in ("dense", "imp") else len(self.levels),
+            "status": status, "reason": reason, **identity(cfg), "device": str(self.device),
             "test_acc": self.last_test[0] if self.last_test else None,
             "test_loss": self.last_test[1] if self.last_test else None,
-            "best_test_acc": self._final_best(),
+            "best_test_acc": best,
             "val_acc": self.last_val[0] if self.last_val else None,
             "val_loss": self.last_val[1] if self.last_val else None,
             **self.masks.summary(),
             "params_total": sum(p.numel() for p in self.model.parameters()),
             "prune_time_s": prune_time, "prune_samples": prune_samples,
-            "train_time_s": self.timers["train"], "total_time_s": prune_time + self.timers["train"],
+            "train_time_s": train_time, "total_time_s": prune_time + train_time,
             "eval_time_s": self.timers["eval"], "wall_time_s": self.timers["wall"],
             "levels": self.levels, "history": self.history,
             "config": cfg.model_dump(mode="json"),
         }
+
+    def _imp_headline(self) -> dict[str, Any] | None:
+        """IMP's level at the target sparsity, once its branch has finished."""
+        last = self.levels[-1] if self.cfg.spec.plan == "imp" and self.levels else None
+        done = last is not None and self.stage_index >= len(self.plan)
+        return last if done and last["requested"] and abs(last["sparsity"] - self.cfg.sparsity) < 1e-9 else None
 
     def _final_best(self) -> float | None:
         final = [h["test_acc"] for h in self.history
@@ -281,6 +340,7 @@ class Experiment:
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "init_weights": self.init_weights, "rewind_weights": self.rewind_weights,
+            "trunk": self.trunk,
             "timers": dict(self.timers), "prune_samples": self.prune_samples,
             "mask_time": list(self.mask_time), "history": self.history, "levels": self.levels,
             "stage_best": self.stage_best, "stage_time": self.stage_time, "last_test": list(self.last_test) if self.last_test else None,
@@ -300,6 +360,7 @@ class Experiment:
         self.masks.load_state_dict(state["masks"])
         self.init_weights = state["init_weights"]
         self.rewind_weights = state["rewind_weights"]
+        self.trunk = state["trunk"]
         if state["optimizer"] is not None:
             self.optimizer = make_optimizer(self.model, self.cfg.train)
             self.optimizer.load_state_dict(state["optimizer"])

@@ -1,15 +1,20 @@
-"""Iterative magnitude pruning (IMP, lottery tickets): its levels and rewinding.
+"""Iterative magnitude pruning (IMP, lottery tickets): its trunk, its branches and rewinding.
 
-Level 0 trains the dense network. Each later level prunes ``rate`` of the remaining weights by
-global magnitude, rewinds the unpruned weights to their values at ``rewind_epoch`` (0 = init)
-and trains again. The levels land exactly on the target density and on every extra ``stop``
-(so one IMP run reports every sparsity of a sweep); the experiment runner
-(:mod:`drive.experiment`) executes them round by round, checkpointing between rounds.
+Level 0 trains the dense network. Each trunk level prunes ``rate`` of the remaining weights by
+global magnitude (density ``(1 - rate)^k`` at level k), rewinds the unpruned weights to their
+values at ``rewind_epoch`` (0 = init) and trains again. Every requested sparsity s is a *branch*,
+as in open_lth: off the last trunk level whose density is above ``1 - s`` it prunes to exactly
+``1 - s``, rewinds and trains. So the branch to s has exactly the masks, accuracy and cost of a
+standalone IMP run to s, which takes ``ceil(log(1 - s) / log(1 - rate))`` rounds, the last of them
+the branch. One IMP trial thereby serves a whole sparsity sweep without distorting any level.
+The experiment runner (:mod:`drive.experiment`) executes trunk and branches round by round,
+checkpointing between rounds.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,29 +24,40 @@ from drive.masks import Masks
 _TOL = 1e-9
 
 
-def imp_densities(sparsity: float, rate: float, stops: list[float] | tuple[float, ...] = ()) -> list[float]:
-    """Densities of IMP levels 1..R on the way to ``sparsity``.
-
-    Every round keeps ``1 - rate`` of the remaining weights, except that a round never jumps past
-    a stop (an extra sparsity to report) or the target: it lands on it exactly.
-    """
+def imp_rounds(sparsity: float, rate: float) -> int:
+    """Rounds of a standalone IMP run to ``sparsity``: ceil(log(1 - s) / log(1 - rate))."""
     if not 0 < rate < 1:
         raise ValueError("imp.rate: must be in (0, 1)")
-    target = 1.0 - sparsity
-    landings = sorted({1.0 - s for s in stops if 1.0 - s > target} | {target}, reverse=True)
-    levels, d = [], 1.0
-    for landing in landings:
-        while d > landing * (1 + _TOL):
-            d = max(d * (1 - rate), landing)
-            levels.append(d)
-    return levels
-
-
-def imp_rounds(sparsity: float, rate: float) -> int:
-    """Rounds to reach ``sparsity`` without extra stops: ceil(log(1 - s) / log(1 - rate))."""
     if sparsity <= 0:
         return 0
     return math.ceil(math.log(1 - sparsity) / math.log(1 - rate) - _TOL)
+
+
+def trunk_density(level: int, rate: float) -> float:
+    """The density of trunk level ``level``: ``(1 - rate)^level``."""
+    return (1 - rate) ** level
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A requested sparsity: pruned to exactly ``density`` off trunk level ``parent``, it is
+    level ``parent + 1`` (= its standalone round count)."""
+
+    sparsity: float
+    parent: int
+
+    @property
+    def density(self) -> float:
+        return 1.0 - self.sparsity
+
+    @property
+    def level(self) -> int:
+        return self.parent + 1
+
+
+def branches(sparsities: list[float] | tuple[float, ...], rate: float) -> list[Branch]:
+    """The branches of the requested sparsities (0 excluded), by increasing sparsity."""
+    return [Branch(s, imp_rounds(s, rate) - 1) for s in sorted(set(sparsities)) if s > 0]
 
 
 def prune_by_magnitude(masks: Masks, density: float, scope: str = "global") -> None:

@@ -47,15 +47,18 @@ def select_top_k(scores: dict[str, torch.Tensor], keep: dict[str, torch.Tensor],
 
     Only currently kept weights are candidates, so a pruned weight is never revived whatever
     its score. Ties are broken by position (earlier layer, then lower flat index wins), which
-    makes the choice deterministic; NaN scores rank lowest.
+    makes the choice deterministic. Scores are ranked in float64 (never rounded to a coarser
+    type); the caller makes sure they are finite (:func:`drive.prune.check_finite`).
     """
     names = list(keep)
     flat_keep = torch.cat([keep[n].reshape(-1) for n in names])
     candidates = flat_keep.nonzero().squeeze(1)
     if k > candidates.numel():
         raise ValueError(f"cannot keep {k} weights: only {candidates.numel()} are still unpruned")
-    flat_scores = torch.cat([scores[n].detach().reshape(-1).float() for n in names])
-    cand_scores = torch.nan_to_num(flat_scores[candidates], nan=-math.inf)
+    flat_scores = torch.cat([scores[n].detach().reshape(-1).double() for n in names])
+    cand_scores = flat_scores[candidates]
+    if not bool(torch.isfinite(cand_scores).all()):
+        raise ValueError("scores: NaN or infinite scores of unpruned weights cannot be ranked")
     order = torch.sort(cand_scores, descending=True, stable=True).indices
     new_flat = torch.zeros_like(flat_keep)
     new_flat[candidates[order[:k]]] = True
@@ -119,6 +122,14 @@ class Masks:
             raise ValueError(f"prune.scope: must be global or layerwise, got {scope!r}")
         self._multipliers = None
         self.apply()
+
+    @torch.no_grad()
+    def restore(self, weights: dict[str, torch.Tensor]) -> None:
+        """Unprune everything: the weights get ``weights``' values and every mask is full."""
+        for n, w in self.weights.items():
+            w.copy_(weights[n])
+        self.keep = {n: torch.ones_like(m) for n, m in self.keep.items()}
+        self._multipliers = None
 
     # ---- enforcement -----------------------------------------------------------------------
     def _mults(self) -> list[torch.Tensor]:

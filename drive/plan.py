@@ -2,13 +2,22 @@
 
 Because the plan is a pure function of the config, a checkpoint only needs to say which stage
 (and which epoch of it) comes next to resume anywhere: in warm-up, after pruning, or in any
-IMP round.
+IMP round of the trunk or of a branch.
+
+(the plan of a method is in its registry entry, :mod:`drive.methods`)
 
 - dense:   train 0..E
 - at init: prune (T iterations) -> train 0..E
 - DRIVE:   warm-up 0..W -> prune (T iterations) -> train W..E, continuing the optimiser
            (``rewind: init``: rewind to init, then train 0..E with a fresh optimiser)
-- IMP:     train 0..E -> [prune 20% -> rewind -> train r..E] per level, r = rewind epoch
+- after training: train 0..E -> prune -> fine-tune 0..F at a constant LR
+- IMP:     train 0..E (level 0), then per trunk level k: prune to (1-rate)^k -> rewind ->
+           train r..E; after trunk level j, every branch off j: fork (keep the trunk) ->
+           prune to exactly 1-s -> rewind -> train r..E -> join (back to the trunk)
+
+Every training stage has a ``round``: its epochs draw their data order, augmentation and
+dropout from (seed, round, epoch), so IMP's branch to s sees exactly the data a standalone run
+to s sees in its last round.
 """
 
 from __future__ import annotations
@@ -17,21 +26,21 @@ from dataclasses import dataclass
 from typing import Literal
 
 from drive.config import ExperimentConfig
-from drive.imp import imp_densities
-
-AT_INIT = ("snip", "grasp", "synflow", "magnitude", "random")
+from drive.imp import branches, trunk_density
 
 
 @dataclass(frozen=True)
 class Stage:
     """One step of an experiment.
 
-    ``kind`` is train, prune or rewind. ``phase`` names what the time counts as: the pruning
-    phase (``warmup``, ``prune``, ``imp`` rounds before the last) or the final ``train``.
+    ``kind`` is train, prune, rewind, fork (keep the IMP trunk aside) or join (return to it).
+    ``phase`` names what the time counts as: the pruning phase (``warmup``, ``pretrain``,
+    ``prune``, ``imp``: trunk rounds) or a final ``train``. ``branch`` marks the stages of an IMP branch and
+    ``requested`` the IMP training stages whose level is a requested sparsity.
     """
 
-    kind: Literal["train", "prune", "rewind"]
-    phase: Literal["warmup", "prune", "imp", "train"]
+    kind: Literal["train", "prune", "rewind", "fork", "join"]
+    phase: Literal["warmup", "pretrain", "prune", "imp", "train"]
     start: int = 0
     end: int = 0
     fresh_optimizer: bool = False
@@ -39,6 +48,14 @@ class Stage:
     density: float = 1.0
     iterations: int = 1
     level: int = 0
+    round: int = 0
+    branch: bool = False
+    requested: bool = False
+    lr: float | None = None  # a constant learning rate instead of the training schedule
+
+    @property
+    def epochs(self) -> int:
+        return self.end - self.start
 
     @property
     def counts_as_pruning(self) -> bool:
@@ -47,32 +64,59 @@ class Stage:
 
 def make_plan(cfg: ExperimentConfig) -> list[Stage]:
     """The stages of the experiment described by ``cfg``."""
-    epochs, density = cfg.train.epochs, cfg.density
+    epochs, density, plan = cfg.train.epochs, cfg.density, cfg.spec.plan
     final = Stage("train", "train", 0, epochs, fresh_optimizer=True)
-    if cfg.method == "dense":
+    if plan == "dense":
         return [final]
-    if cfg.method in AT_INIT:
+    if plan == "at_init":
         return [Stage("prune", "prune", method=cfg.method, density=density, iterations=cfg.iterations),
                 final]
-    if cfg.method == "drive":
+    if plan == "after_warmup":
         w = cfg.warmup_epochs
         stages = [Stage("train", "warmup", 0, w, fresh_optimizer=True),
-                  Stage("prune", "prune", method="drive", density=density, iterations=cfg.iterations)]
+                  Stage("prune", "prune", method=cfg.method, density=density, iterations=cfg.iterations)]
         if cfg.prune.rewind == "init":
-            return stages + [Stage("rewind", "prune"), final]
+            return stages + [Stage("rewind", "prune"), Stage("train", "train", 0, epochs,
+                                                              fresh_optimizer=True, round=1)]
         return stages + [Stage("train", "train", w, epochs)]
-    if cfg.method == "imp":
-        levels = imp_densities(cfg.sparsity, cfg.imp.rate, cfg.imp.stops)
-        r = cfg.imp.rewind_epoch
-        stages = [Stage("train", "imp" if levels else "train", 0, epochs, fresh_optimizer=True, level=0)]
-        for level, d in enumerate(levels, start=1):
-            last = level == len(levels)
-            stages += [Stage("prune", "imp", method="magnitude", density=d, level=level),
-                       Stage("rewind", "imp", level=level),
-                       Stage("train", "train" if last else "imp", r, epochs, fresh_optimizer=True,
-                             level=level)]
-        return stages
-    raise ValueError(f"method: unknown method {cfg.method!r}")
+    if plan == "imp":
+        return _imp_plan(cfg)
+    if plan == "after_training":
+        tune = cfg.finetune
+        return [Stage("train", "pretrain", 0, epochs, fresh_optimizer=True),
+                Stage("prune", "prune", method=cfg.method, density=density, iterations=cfg.iterations),
+                Stage("train", "train", 0, tune.epochs or max(1, epochs // 4), fresh_optimizer=True,
+                      round=1, lr=tune.lr or cfg.train.lr / 10)]
+    raise ValueError(f"method: {cfg.method!r} has an unknown plan {plan!r}")
+
+
+def _imp_plan(cfg: ExperimentConfig) -> list[Stage]:
+    epochs, r, rate = cfg.train.epochs, cfg.imp.rewind_epoch, cfg.imp.rate
+    wanted = branches([cfg.sparsity, *cfg.imp.branches], rate)
+    if not wanted:
+        return [Stage("train", "train", 0, epochs, fresh_optimizer=True)]
+    depth = max(b.parent for b in wanted)
+    # a target on a trunk level the trunk reaches anyway is that level: no branch needed
+    on_trunk = {b.level for b in wanted if b.level <= depth and _same(b.density, trunk_density(b.level, rate))}
+    stages = [Stage("train", "imp", 0, epochs, fresh_optimizer=True)]
+    for j in range(depth + 1):
+        if j > 0:
+            stages += [Stage("prune", "imp", method="magnitude", density=trunk_density(j, rate), level=j),
+                       Stage("rewind", "imp", level=j),
+                       Stage("train", "imp", r, epochs, fresh_optimizer=True, level=j, round=j,
+                             requested=j in on_trunk)]
+        for b in (b for b in wanted if b.parent == j and b.level not in on_trunk):
+            stages += [Stage("fork", "imp", level=b.level, branch=True),
+                       Stage("prune", "imp", method="magnitude", density=b.density, level=b.level, branch=True),
+                       Stage("rewind", "imp", level=b.level, branch=True),
+                       Stage("train", "train", r, epochs, fresh_optimizer=True, level=b.level,
+                             round=b.level, branch=True, requested=True),
+                       Stage("join", "imp", level=b.level, branch=True)]
+    return stages[:-1]  # the last branch (the highest sparsity) need not return to the trunk
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-12 * max(a, b)
 
 
 def total_epochs(plan: list[Stage]) -> int:

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from drive.masks import Masks
-from drive.scores import SCORES, ScoreContext
+from drive.scores import ScoreContext, Scores
+
+
+class ScoreError(ValueError):
+    """A method produced a score that cannot be ranked (NaN or infinite); one line naming the
+    method and the layer."""
 
 
 def density_schedule(density: float, iterations: int, schedule: str = "exponential") -> list[float]:
@@ -42,12 +49,48 @@ class PruneReport:
 def prune_iteratively(method: str, masks: Masks, ctx: ScoreContext, density: float,
                       iterations: int, schedule: str = "exponential",
                       scope: str = "global") -> PruneReport:
-    """Prune ``masks`` to ``density`` in ``iterations`` steps, rescoring with ``method`` each time."""
-    score = SCORES[method]
+    """Prune ``masks`` to ``density`` in ``iterations`` steps, rescoring with ``method`` each time.
+
+    A pruned weight stays pruned, except for a method whose entry ``revives`` (FORCE): there
+    every weight competes again at each iteration, with its value from before pruning.
+    """
+    from drive.methods import get_method  # the registry imports this module's users
+
+    spec = get_method(method)
+    if spec.revives:  # every weight competes at every iteration, with its value before pruning
+        ctx.dense = {n: w.detach().clone() for n, w in masks.weights.items()}
+    groups = _groups(ctx.batches, iterations) if spec.fresh_batches else None
     reached = []
     for t, d_t in enumerate(density_schedule(density, iterations, schedule), start=1):
-        ctx.iteration = t
-        ctx.keep = masks.keep
-        masks.prune_to(score(ctx), d_t, scope)
+        ctx.iteration, ctx.density, ctx.keep = t, d_t, masks.keep
+        if groups:
+            ctx.batches = groups[t - 1]
+        scores = spec.score(ctx)
+        if spec.revives:
+            masks.restore(ctx.dense)
+        check_finite(method, scores, masks.keep)
+        masks.prune_to(scores, d_t, scope)
         reached.append(masks.density())
     return PruneReport(densities=reached, samples=ctx.samples)
+
+
+def _groups(batches, iterations: int) -> list | None:
+    """``batches`` split into one equal group per iteration (a method with ``fresh_batches``),
+    or None (the same batches at every iteration) when they cannot be split so."""
+    size = len(batches) // iterations
+    if size == 0 or size * iterations != len(batches):
+        return None
+    return [batches[i * size:(i + 1) * size] for i in range(iterations)]
+
+
+def check_finite(method: str, scores: Scores, keep: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`ScoreError` when an unpruned weight's score is NaN or infinite.
+
+    Such a score would be ranked by position, silently keeping the earliest layers.
+    """
+    for name, mask in keep.items():
+        values = scores[name].detach()[mask]
+        bad = int((~torch.isfinite(values)).sum())
+        if bad:
+            raise ScoreError(f"{method}: {bad} of {values.numel()} scores of layer {name or '<model>'!r} "
+                             "are NaN or infinite; they cannot be ranked")

@@ -93,12 +93,20 @@ def _ends_cut(path: Path) -> bool:
 
 
 def identity(config: Any) -> dict[str, Any]:
-    """What ran, from an ``ExperimentConfig``: the keys every line of the contract agrees on."""
-    method = config.method
-    return {"method": method, "sparsity": config.sparsity, "model": config.model,
+    """What ran, from an ``ExperimentConfig``: the keys the ``start`` line and the final metrics
+    agree on (``warmup_epochs`` only for a method trained before pruning; ``prune_iterations``
+    is T, IMP's rounds, or 0 for dense)."""
+    plan = config.spec.plan
+    if plan == "imp":
+        from drive.imp import imp_rounds  # imports torch: only writers get here
+
+        iterations = imp_rounds(config.sparsity, config.imp.rate)
+    else:
+        iterations = 0 if plan == "dense" else config.iterations
+    return {"method": config.method, "sparsity": config.sparsity, "model": config.model,
             "dataset": config.dataset, "seed": config.seed, "epochs": config.train.epochs,
-            "warmup_epochs": config.warmup_epochs if method == "drive" else 0,
-            "prune_iterations": None if method in ("dense", "imp") else config.iterations}
+            "warmup_epochs": config.warmup_epochs if plan == "after_warmup" else 0,
+            "prune_iterations": iterations}
 
 
 def _clean(value: Any) -> Any:

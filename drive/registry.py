@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-F = TypeVar("F", bound=Callable)
+F = TypeVar("F")
 
 
 class RegistryError(LookupError):
@@ -18,10 +18,14 @@ class RegistryError(LookupError):
 
 
 class Registry(Generic[F]):
-    """A named collection of factories; ``kind`` ("model", "dataset") names the config field."""
+    """A named collection of factories (or other entries, see ``accepts``); ``kind`` ("model",
+    "dataset", "method") names the config field."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, accepts: Callable[[object], bool] = callable,
+                 path_hint: str = "package.module:factory"):
         self.kind = kind
+        self.accepts = accepts  # what an import path must name
+        self.path_hint = path_hint
         self._factories: dict[str, F] = {}
 
     def register(self, name: str) -> Callable[[F], F]:
@@ -38,6 +42,10 @@ class Registry(Generic[F]):
     def names(self) -> list[str]:
         return sorted(self._factories)
 
+    def in_order(self) -> list[str]:
+        """The registered names in registration order."""
+        return list(self._factories)
+
     def __contains__(self, name: str) -> bool:
         return name in self._factories or ":" in name
 
@@ -51,7 +59,7 @@ class Registry(Generic[F]):
         if ":" in name:
             return self._import(name)
         raise RegistryError(f"{self.kind}: unknown {self.kind} {name!r}; allowed: "
-                            f"{', '.join(self.names())} or an import path package.module:factory")
+                            f"{', '.join(self.names())} or an import path {self.path_hint}")
 
     def _import(self, path: str) -> F:
         module_name, _, attr = path.partition(":")
@@ -60,6 +68,7 @@ class Registry(Generic[F]):
         except ImportError as e:
             raise RegistryError(f"{self.kind}: cannot import module {module_name!r} of {path!r} ({e})") from None
         factory = getattr(module, attr, None)
-        if not callable(factory):
-            raise RegistryError(f"{self.kind}: {path!r} does not name a callable in {module_name!r}")
+        if not self.accepts(factory):
+            what = "a callable" if self.accepts is callable else f"a {self.kind}"
+            raise RegistryError(f"{self.kind}: {path!r} does not name {what} in {module_name!r}")
         return factory

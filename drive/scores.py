@@ -7,7 +7,6 @@ and ``ctx.samples`` counts the forward+backward sample passes spent, a hardware-
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from drive.config import DriveConfig
+from drive.synflow import synflow_scores
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Scores = dict[str, torch.Tensor]
@@ -26,8 +26,9 @@ class ScoreContext:
     """What a scoring function may use.
 
     ``weights`` are the prunable weights ``{layer name: parameter}`` of ``model`` and ``keep``
-    their current keep-masks. ``batches`` are training batches (used by data-driven scores);
-    ``input_shape`` is one sample's (C, H, W), for SynFlow's all-ones input.
+    their current keep-masks. ``batches`` are training batches (used by data-driven scores),
+    scored with the training loss (``label_smoothing`` included); ``input_shape`` is the shape
+    of one sample, (C, H, W) or (C, L), for SynFlow's all-ones input.
     """
 
     model: nn.Module
@@ -40,7 +41,17 @@ class ScoreContext:
     drive: DriveConfig = field(default_factory=DriveConfig)
     grasp_temperature: float = 200.0
     synflow_float64: bool = False
+    label_smoothing: float = 0.0
+    density: float = 1.0  # the density this iteration prunes to
+    dense: dict[str, torch.Tensor] | None = None  # the weights before pruning began (FORCE)
+    prospr_steps: int = 3
+    prospr_lr: float = 0.1
     samples: int = 0
+    synflow_log_r: float | None = None  # log of SynFlow's R at the last scoring, for the record
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The training loss (mean cross-entropy with the training's label smoothing)."""
+        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
 
 
 def _abs_weights(ctx: ScoreContext) -> Scores:
@@ -67,7 +78,7 @@ def loss_gradients(ctx: ScoreContext) -> Scores:
     model.eval()
     grads = {n: torch.zeros_like(w) for n, w in ctx.weights.items()}
     for x, y in ctx.batches:
-        loss = F.cross_entropy(model(x), y) / len(ctx.batches)
+        loss = ctx.loss(model(x), y) / len(ctx.batches)
         for n, g in zip(names, torch.autograd.grad(loss, [ctx.weights[n] for n in names])):
             grads[n] += g
         ctx.samples += len(y)
@@ -82,58 +93,54 @@ def snip(ctx: ScoreContext) -> Scores:
 
 
 def grasp(ctx: ScoreContext) -> Scores:
-    """GraSP (Wang et al. 2020): -w * (H g), with H g by double backprop.
+    """GraSP (Wang et al. 2020): ``w * (H g)``, with H g by double backprop; keep the highest.
 
-    Logits are divided by ``grasp_temperature`` as in the paper. Keeping the highest -w*Hg
-    prunes the weights whose removal reduces gradient flow least.
+    The paper scores ``S(-w) = -w * Hg`` and *removes* the weights with the highest ``S(-w)``
+    (Algorithm 1; both reference implementations do the same), which is keeping the highest
+    ``w * Hg``. Logits are divided by ``grasp_temperature`` (200 in the paper). ``g`` and ``H``
+    are those of the masked network: the gradient of pruned weights is masked, so at T > 1
+    ``Hg`` is ``H_kk g_k`` over the kept weights k, as in masked layers.
     """
     if not ctx.batches:
         raise ValueError("prune.score_batches: GraSP needs at least one training batch")
     model, names = ctx.model, list(ctx.weights)
     params = [ctx.weights[n] for n in names]
+    keep = [ctx.keep[n].to(p.dtype) for n, p in zip(names, params)]
     was_training = model.training
     model.eval()
     temp, nb = ctx.grasp_temperature, len(ctx.batches)
 
     g = [torch.zeros_like(p) for p in params]
     for x, y in ctx.batches:
-        loss = F.cross_entropy(model(x) / temp, y) / nb
+        loss = ctx.loss(model(x) / temp, y) / nb
         for acc, gi in zip(g, torch.autograd.grad(loss, params)):
             acc += gi
+    g = [gi * k for gi, k in zip(g, keep)]
     hg = [torch.zeros_like(p) for p in params]
     for x, y in ctx.batches:
-        loss = F.cross_entropy(model(x) / temp, y) / nb
+        loss = ctx.loss(model(x) / temp, y) / nb
         grads = torch.autograd.grad(loss, params, create_graph=True)
         z = sum((gi * g0).sum() for gi, g0 in zip(grads, g))
         for acc, h in zip(hg, torch.autograd.grad(z, params)):
             acc += h
         ctx.samples += 2 * len(y)  # a plain pass for g plus the double-backprop pass
     model.train(was_training)
-    return {n: -(p.detach() * h) for n, p, h in zip(names, params, hg)}
+    return {n: p.detach() * h * k for n, p, h, k in zip(names, params, hg, keep)}
 
 
 def synflow(ctx: ScoreContext) -> Scores:
-    """SynFlow (Tanaka et al. 2020): data-free |w * dR/dw| with R the output sum of |network|.
+    """SynFlow (Tanaka et al. 2020): data-free ``|w * dR/dw|``, R the output sum of |network|.
 
     Scored on a copy of the model whose parameters and buffers are replaced by their absolute
-    values, BN in eval mode, fed one all-ones input; the model itself is left untouched.
+    values, BN in eval mode, fed one all-ones sample of ``input_shape``; exact at any depth
+    (see :mod:`drive.synflow`). The model itself is left untouched.
     """
     if not ctx.input_shape:
         raise ValueError("synflow needs the input shape")
     dtype = torch.float64 if ctx.synflow_float64 else torch.float32
-    model = copy.deepcopy(ctx.model).to(dtype).eval()
-    with torch.no_grad():
-        for t in model.state_dict().values():
-            if t.is_floating_point():
-                t.abs_()
-    modules = dict(model.named_modules())
-    weights = {n: modules[n].weight for n in ctx.weights}
-    device = next(iter(weights.values())).device
-    ones = torch.ones((1, *ctx.input_shape), dtype=dtype, device=device)
-    r = model(ones).sum()
-    grads = torch.autograd.grad(r, list(weights.values()))
+    scores, ctx.synflow_log_r = synflow_scores(ctx.model, list(ctx.weights), ctx.input_shape, dtype)
     ctx.samples += 1
-    return {n: (w.detach() * g).abs().to(ctx.weights[n].dtype) for (n, w), g in zip(weights.items(), grads)}
+    return scores
 
 
 def drive_terms(ctx: ScoreContext) -> tuple[Scores, Scores, Scores]:
@@ -174,15 +181,3 @@ def drive(ctx: ScoreContext) -> Scores:
             out[n] = torch.prod(torch.stack([p.pow(a) for a, p in zip(cfg.weights, parts)]), dim=0)
     return out
 
-
-SCORES: dict[str, Callable[[ScoreContext], Scores]] = {
-    "magnitude": magnitude,
-    "random": random,
-    "snip": snip,
-    "grasp": grasp,
-    "synflow": synflow,
-    "drive": drive,
-}
-
-#: Methods whose score needs training batches.
-DATA_DRIVEN = {"snip", "grasp", "drive"}

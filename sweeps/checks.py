@@ -56,8 +56,10 @@ def check_trials(spec: SweepSpec, base: dict[str, Any],
         if data_key not in shapes or key in built:
             continue
         built.add(key)
+        num_classes, in_channels, image_size, sample_shape = shapes[data_key]
         try:
-            build_model(cfg.model, *shapes[data_key], **cfg.model_args)
+            build_model(cfg.model, num_classes, in_channels, image_size, sample_shape=sample_shape,
+                        **cfg.model_args)
         except ModelError as e:
             problems[str(e)] = None
     if problems:
@@ -65,8 +67,9 @@ def check_trials(spec: SweepSpec, base: dict[str, Any],
     return list(datasets.values())
 
 
-def _shape(data: Any) -> tuple[int, int, int]:
-    return (data.num_classes, data.in_channels, data.image_size)
+def _shape(data: Any) -> tuple[int, int, int, tuple[int, ...]]:
+    """What a model factory is built with: as in ``drive.experiment.Experiment``."""
+    return (data.num_classes, data.in_channels, data.image_size, tuple(data.sample_shape))
 
 
 def check_resources(spec: SweepSpec, local: bool) -> None:

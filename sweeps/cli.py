@@ -241,6 +241,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ---- parser -----------------------------------------------------------------------------------
 
 
+def method_names() -> list[str]:
+    from drive.methods import METHODS
+
+    return METHODS.in_order()
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -263,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prune", help="run one experiment (no Ray)")
     p.add_argument("--config", help="experiment YAML file")
-    p.add_argument("--method", help="dense, drive, snip, grasp, synflow, magnitude, random, imp")
+    p.add_argument("--method", help="a method of the registry (drive.methods): "
+                   f"{', '.join(method_names())}; or package.module:NAME")
     p.add_argument("--sparsity", help="target sparsity in [0, 1)")
     p.add_argument("--model", help="model registry name or package.module:factory")
     p.add_argument("--dataset", help="data set registry name or package.module:factory")

@@ -2,12 +2,14 @@
 
 Grid axes are expanded here, not by Tune, because some axes are conditional:
 
-- ``warmup_epochs``, ``prune_iterations``, ``drive.*`` and ``prune.rewind`` vary for DRIVE only;
-  ``imp.*`` for IMP only. Other methods get one trial instead of copies that differ in a field
+- a field that a method owns (its registry entry's ``axes``: ``warmup_epochs``,
+  ``prune_iterations``, ``drive.*`` and ``prune.rewind`` for DRIVE, ``imp.*`` for IMP) varies
+  for that method only. Other methods get one trial instead of copies that differ in a field
   they ignore.
 - ``dense`` ignores ``sparsity``: one trial per combination of the other axes.
-- ``imp`` gets one trial per combination of the other axes, pruning to the highest sparsity of
-  the axis and reporting every other one as a level (:data:`IMP_LEVELS`).
+- ``imp`` gets one trial per combination of the other axes: its headline is the highest sparsity
+  of the axis and every other one is a branch off its trunk (``imp.branches``), each reported
+  with exactly the accuracy and cost of a standalone IMP run to it.
 
 Without sampled axes the trial list becomes one ``tune.grid_search``. With them, every grid
 point gets ``num_samples`` draws of the sampled axes that apply to its method (one trial when
@@ -22,23 +24,15 @@ from typing import Any
 
 from ray import tune
 
+from drive.methods import METHODS, applies
 from sweeps.spec import SweepSpec
 
-DRIVE_ONLY = ("warmup_epochs", "prune_iterations", "drive.", "prune.rewind")
-IMP_ONLY = ("imp.",)
-#: The IMP config field listing the extra sparsities one IMP trial reports as levels.
-IMP_LEVELS = "imp.stops"
 
-
-def applies(key: str, method: str) -> bool:
-    """Whether the dotted config field ``key`` matters to ``method``."""
-    if key.startswith(DRIVE_ONLY):
-        return method == "drive"
-    if key.startswith(IMP_ONLY):
-        return method == "imp"
-    if key == "sparsity":
-        return method != "dense"
-    return True
+def _is_imp(method: str) -> bool:
+    try:
+        return METHODS.get(method).plan == "imp"
+    except LookupError:  # an unknown method: validation reports it
+        return False
 
 
 def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -48,17 +42,16 @@ def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
     trials: list[dict[str, Any]] = []
     for method in methods:
         relevant = {k: v for k, v in axes.items() if k != "method" and applies(k, method)}
-        sparsities = relevant.pop("sparsity", None) if method == "imp" else None
+        sparsities = relevant.pop("sparsity", None) if _is_imp(method) else None
         for combo in itertools.product(*relevant.values()):
             trial = {"method": method, **dict(zip(relevant, combo))}
             if sparsities:
                 base_imp = spec.experiment.get("imp")
-                field = IMP_LEVELS.split(".", 1)[1]
-                base_stops = base_imp.get(field, []) if isinstance(base_imp, dict) else []
+                base_branches = base_imp.get("branches", []) if isinstance(base_imp, dict) else []
                 trial["sparsity"] = max(sparsities)
-                stops = sorted(set(sparsities) - {max(sparsities)} | set(trial.get(IMP_LEVELS, base_stops)))
-                if stops:
-                    trial[IMP_LEVELS] = stops
+                extra = set(sparsities) | set(trial.get("imp.branches", base_branches))
+                if extra - {max(sparsities)}:
+                    trial["imp.branches"] = sorted(extra - {max(sparsities)})
             trials.append(trial)
     unique = {json.dumps(t, sort_keys=True): t for t in trials}
     return list(unique.values())

@@ -27,17 +27,17 @@ from analysis.results import METHOD_ORDER, method_key
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: method -> (colour, marker, line style). Okabe-Ito colours; random in grey, dense in black.
-METHOD_STYLE: dict[str, tuple[str, str, str]] = {
-    "dense": ("#000000", "", "--"),
-    "imp": ("#0072B2", "s", "-"),
-    "drive": ("#D55E00", "o", "-"),
-    "snip": ("#009E73", "^", "--"),
-    "grasp": ("#CC79A7", "v", "-."),
-    "synflow": ("#E69F00", "D", ":"),
-    "magnitude": ("#56B4E9", "P", "--"),
-    "random": ("#7F7F7F", "X", ":"),
-}
+def _registry_styles() -> dict[str, tuple[str, str, str]]:
+    try:
+        from drive.methods import METHODS
+    except ImportError:  # analysis works without the pruner library
+        return {}
+    return {name: (m.color, m.marker, m.linestyle) for name, m in
+            ((n, METHODS.get(n)) for n in METHODS.in_order())}
+
+
+#: method -> (colour, marker, line style), from the method registry (drive.methods).
+METHOD_STYLE: dict[str, tuple[str, str, str]] = _registry_styles()
 _EXTRA = [("#332288", "h", "-"), ("#882255", "*", "--"), ("#117733", "p", "-."),
           ("#AA4499", "<", ":")]
 
@@ -56,9 +56,18 @@ class NoData(ValueError):
 
 
 def method_style(method: str) -> tuple[str, str, str]:
-    """(colour, marker, line style) of ``method``, stable across figures."""
+    """(colour, marker, line style) of ``method``, stable across figures (a plugin method that
+    is importable here gets the style of its registry entry)."""
     if method in METHOD_STYLE:
         return METHOD_STYLE[method]
+    if ":" in method:
+        try:
+            from drive.methods import get_method
+
+            spec = get_method(method)
+            return spec.color, spec.marker, spec.linestyle
+        except (ImportError, LookupError):
+            pass
     return _EXTRA[sum(map(ord, method)) % len(_EXTRA)]
 
 

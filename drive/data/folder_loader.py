@@ -90,3 +90,11 @@ class FolderLoader:
             x = x.to(self.device, non_blocking=True)
             y = torch.as_tensor(y).to(self.device, dtype=torch.int64, non_blocking=True)
             yield self.normalizer(x), y
+
+    def samples(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples at ``index`` as one batch (read with fixed seeds), normalised."""
+        dataset = self.loader.dataset
+        items = [dataset[(int(i), derive_seed(self.sampler.seed, -1, int(i)))] for i in index]
+        x = torch.stack([torch.as_tensor(item[0]) for item in items]).to(self.device)
+        y = torch.as_tensor([int(item[1]) for item in items], dtype=torch.int64, device=self.device)
+        return self.normalizer(x), y

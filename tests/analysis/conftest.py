@@ -107,7 +107,7 @@ def make() -> SimpleNamespace:
 #: The real sweep: (axes, seeds). Sparsities 0.5 and 0.9; IMP lands on both.
 SWEEP = [
     ({"method": "dense"}, (0, 1)),
-    ({"method": "imp", "sparsity": 0.9, "imp.stops": [0.5], "imp.rate": 0.5}, (0, 1)),
+    ({"method": "imp", "sparsity": 0.9, "imp.branches": [0.5], "imp.rate": 0.5}, (0, 1)),
     ({"method": "snip", "sparsity": 0.5}, (0, 1)),
     ({"method": "snip", "sparsity": 0.9}, (0, 1)),
     ({"method": "magnitude", "sparsity": 0.5}, (0, 1)),

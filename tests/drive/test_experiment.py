@@ -5,7 +5,6 @@ import torch
 
 from drive.config import build_config
 from drive.experiment import Experiment, run
-from drive.imp import imp_densities
 from drive.masks import keep_count
 from drive.state import CheckpointError, load_state, save_state
 
@@ -82,22 +81,58 @@ def test_prune_samples_of_at_init_methods(method, samples):
     assert m["prune_samples"] == samples
 
 
-def test_imp_runs_one_round_per_level_and_reports_each():
-    cfg = config(method="imp", sparsity=0.6, imp={"rate": 0.4, "stops": [0.5]}, train={"epochs": 1})
+def test_imp_runs_a_trunk_and_a_branch_per_requested_sparsity():
+    cfg = config(method="imp", sparsity=0.6, imp={"rate": 0.4, "branches": [0.5]}, train={"epochs": 1})
     exp = Experiment(cfg)
     m = exp.run()
-    expected = imp_densities(0.6, 0.4, [0.5])
-    assert [round(1 - lv["sparsity"], 9) for lv in m["levels"]] == [round(d, 9) for d in expected]
-    assert [s.kind for s in exp.plan].count("prune") == len(expected) == 3
+    # trunk level 1 at density 0.6; both targets need 2 rounds, so both branch off level 1
+    assert [(lv["level"], lv["sparsity"], lv["branch"], lv["requested"]) for lv in m["levels"]] == [
+        (1, 0.4, False, False), (2, 0.5, True, True), (2, 0.6, True, True)]
+    assert [s.kind for s in exp.plan] == ["train", "prune", "rewind", "train",
+                                          "fork", "prune", "rewind", "train", "join",
+                                          "fork", "prune", "rewind", "train"]
     assert [lv["params_remaining"] for lv in m["levels"]] == [
-        keep_count(d, m["params_prunable"]) for d in expected]
+        keep_count(d, m["params_prunable"]) for d in (0.6, 0.5, 0.4)]
     last = m["levels"][-1]
     assert last["test_acc"] == m["test_acc"] and last["density"] == m["density"]
     assert m["prune_time_s"] == last["prune_time_s"] and m["prune_samples"] == last["prune_samples"]
-    # levels' pruning cost grows: every round of training counts
+    assert m["train_time_s"] == last["train_time_s"] and m["prune_iterations"] == 2
+    # a level's pruning cost is the training of the rounds before it, never a sibling branch's
     n_train = exp.data.num_train
-    assert [lv["prune_samples"] for lv in m["levels"]] == [n_train, 2 * n_train, 3 * n_train]
+    assert [lv["prune_samples"] for lv in m["levels"]] == [n_train, 2 * n_train, 2 * n_train]
     assert_pruned_weights_zero(exp)
+
+
+def test_a_target_on_a_trunk_level_is_that_level_not_a_copy():
+    m = run(config(method="imp", sparsity=0.75, imp={"rate": 0.5, "branches": [0.5]}, train={"epochs": 1}))
+    assert [(lv["level"], lv["sparsity"], lv["branch"], lv["requested"]) for lv in m["levels"]] == [
+        (1, 0.5, False, True), (2, 0.75, True, True)]
+    alone = run(config(method="imp", sparsity=0.5, imp={"rate": 0.5}, train={"epochs": 1}))
+    assert alone["test_acc"] == m["levels"][0]["test_acc"]
+    assert alone["prune_samples"] == m["levels"][0]["prune_samples"]
+
+
+def test_imp_branch_to_s_is_exactly_a_standalone_run_to_s():
+    """The level at s of a trunk-and-branches run equals a standalone IMP run to s: same mask,
+    same accuracy, same cost in sample passes (open_lth's branches; no stops that add rounds)."""
+    base = {"method": "imp", "train": {"epochs": 2}}
+    imp = {"rate": 0.5, "rewind_epoch": 1}
+    exp = Experiment(config(**base, sparsity=0.9, imp={**imp, "branches": [0.5, 0.8]}))
+    masks_at = {}
+
+    def keep_masks(p):
+        if p.level is not None and p.level["requested"]:
+            masks_at[p.level["sparsity"]] = exp.masks.state_dict()
+
+    swept = {lv["sparsity"]: lv for lv in exp.run(keep_masks)["levels"] if lv["requested"]}
+    assert sorted(swept) == [0.5, 0.8, 0.9]
+    for s in (0.5, 0.8, 0.9):
+        alone = Experiment(config(**base, sparsity=s, imp=imp))
+        m = alone.run()
+        assert m["prune_iterations"] == swept[s]["level"]
+        assert m["test_acc"] == swept[s]["test_acc"] and m["best_test_acc"] == swept[s]["best_test_acc"]
+        assert m["prune_samples"] == swept[s]["prune_samples"]
+        assert all(torch.equal(alone.masks.keep[n], masks_at[s][n]) for n in masks_at[s])
 
 
 def test_imp_late_rewinding_rewinds_to_the_saved_epoch():
@@ -150,6 +185,8 @@ def comparable(m: dict) -> dict:
     ({"method": "drive", "warmup_epochs": 2, "prune_iterations": 3, "train": {"epochs": 4}}, 3),
     ({"method": "drive", "warmup_epochs": 1, "prune_iterations": 2, "train": {"epochs": 3}}, 4),
     ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.3}, "train": {"epochs": 2}}, 4),
+    ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.3, "branches": [0.3]}, "train": {"epochs": 2}}, 5),
+    ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.3, "branches": [0.3]}, "train": {"epochs": 2}}, 7),
     ({"method": "snip", "train": {"epochs": 3}}, 2),
 ])
 def test_resumed_experiment_ends_with_the_same_metrics(fields, stop, tmp_path):
@@ -198,6 +235,23 @@ def test_dense_baseline_prunes_nothing():
     m = run(config(method="dense", train={"epochs": 1}))
     assert m["density"] == 1.0 and m["sparsity"] == 0.0
     assert m["prune_time_s"] == 0.0 and m["prune_samples"] == 0
+
+
+def test_grasp_scores_class_balanced_batches_when_asked():
+    exp = Experiment(config(method="grasp", train={"epochs": 1},
+                            prune={"balanced_batches": 2, "score_batches": 3}))
+    batches = exp._score_batches()
+    assert [len(y) for _, y in batches] == [20, 20, 20]
+    assert all(torch.bincount(y, minlength=10).tolist() == [2] * 10 for _, y in batches)
+    m = exp.run()
+    assert m["prune_samples"] == 2 * 3 * 20  # GraSP: two passes over every scored sample
+
+
+def test_imp_branches_must_lie_below_the_headline_sparsity():
+    from drive.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"imp.branches: must be below sparsity \(0.5\)"):
+        config(method="imp", sparsity=0.5, imp={"branches": [0.8]})
 
 
 def test_validation_accuracy_at_every_evaluation_and_in_the_metrics():

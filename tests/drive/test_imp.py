@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from drive.imp import imp_densities, imp_rounds, prune_by_magnitude, rewind, snapshot
+from drive.imp import branches, imp_rounds, prune_by_magnitude, rewind, snapshot, trunk_density
 from drive.masks import Masks, keep_count
 
 
@@ -13,20 +13,19 @@ from drive.masks import Masks, keep_count
 def test_imp_needs_ceil_log_rounds(sparsity, rate):
     expected = math.ceil(round(math.log(1 - sparsity) / math.log(1 - rate), 9))
     assert imp_rounds(sparsity, rate) == expected
-    levels = imp_densities(sparsity, rate)
-    assert len(levels) == expected
-    assert levels[-1] == pytest.approx(1 - sparsity)
-    for a, b in zip(levels, levels[1:-1]):
-        assert b == pytest.approx(a * (1 - rate))
+    # the trunk level a branch leaves from is the last one above the target density
+    (branch,) = branches([sparsity], rate)
+    assert branch.level == expected
+    assert trunk_density(branch.parent, rate) > 1 - sparsity + 1e-12
+    assert trunk_density(branch.parent + 1, rate) <= 1 - sparsity + 1e-12
 
 
-def test_imp_lands_exactly_on_every_stop():
-    levels = imp_densities(0.9, 0.2, stops=[0.5, 0.8])
-    for stop in (0.5, 0.2, 0.1):
-        assert any(abs(d - stop) < 1e-12 for d in levels)
-    assert levels == sorted(levels, reverse=True)
-    assert all(b >= a * 0.8 - 1e-12 for a, b in zip(levels, levels[1:]))
-    assert imp_densities(0.0, 0.2) == []
+def test_branches_are_sorted_and_skip_dense():
+    got = branches([0.9, 0.5, 0.0, 0.8, 0.5], 0.2)
+    assert [(b.sparsity, b.parent, b.level) for b in got] == [(0.5, 3, 4), (0.8, 7, 8), (0.9, 10, 11)]
+    assert imp_rounds(0.0, 0.2) == 0 and branches([0.0], 0.2) == []
+    with pytest.raises(ValueError, match="imp.rate"):
+        imp_rounds(0.5, 1.0)
 
 
 def test_rewind_restores_unpruned_weights_to_saved_values():

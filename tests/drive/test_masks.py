@@ -53,13 +53,23 @@ def test_top_k_keeps_exactly_k_with_ties_broken_by_position():
     assert out["b"].tolist() == [False, True, False, False]
 
 
-def test_pruned_weights_are_never_revived_and_nan_ranks_last():
+def test_pruned_weights_are_never_revived_and_non_finite_scores_are_refused():
     keep = {"a": torch.tensor([True, False, True, True, True])}
-    scores = {"a": torch.tensor([1.0, 100.0, float("nan"), 3.0, 2.0])}
+    scores = {"a": torch.tensor([1.0, float("nan"), 4.0, 3.0, 2.0])}  # NaN of a pruned weight
     out = select_top_k(scores, keep, 3)
-    assert out["a"].tolist() == [True, False, False, True, True]
+    assert out["a"].tolist() == [False, False, True, True, True]
     with pytest.raises(ValueError):
         select_top_k(scores, keep, 5)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            select_top_k({"a": torch.tensor([1.0, 0.0, bad, 3.0, 2.0])}, keep, 3)
+
+
+def test_scores_are_ranked_in_float64():
+    """Two float64 scores that float32 would round to the same value keep their order."""
+    keep = {"a": torch.ones(2, dtype=torch.bool)}
+    scores = {"a": torch.tensor([1.0, 1.0 + 1e-12], dtype=torch.float64)}
+    assert select_top_k(scores, keep, 1)["a"].tolist() == [False, True]
 
 
 @pytest.mark.parametrize("density", [0.5, 0.1, 0.02, 0.013])

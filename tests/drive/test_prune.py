@@ -4,7 +4,10 @@ from torch import nn
 
 from drive.masks import Masks, keep_count
 from drive.prune import density_schedule, prune_iteratively
-from drive.scores import SCORES, ScoreContext
+from dataclasses import replace
+
+from drive.methods import METHODS, get_method
+from drive.scores import ScoreContext
 
 
 def test_exponential_schedule_is_d_to_the_t_over_T():
@@ -33,7 +36,7 @@ class Recorder:
     """Wraps a score function to capture the mask before every iteration."""
 
     def __init__(self, method):
-        self.score, self.before = SCORES[method], []
+        self.score, self.before = get_method(method).score, []
 
     def __call__(self, ctx):
         self.before.append({n: m.clone() for n, m in ctx.keep.items()})
@@ -47,7 +50,7 @@ def test_iterative_pruning_is_exact_and_monotone(method, monkeypatch):
     batches = [(torch.randn(8, 1, 6, 6), torch.randint(0, 4, (8,)))]
     ctx = ScoreContext(model, masks.weights, masks.keep, batches=batches, input_shape=(1, 6, 6))
     rec = Recorder(method)
-    monkeypatch.setitem(SCORES, method, rec)
+    monkeypatch.setitem(METHODS._factories, method, replace(get_method(method), score=rec))
     report = prune_iteratively(method, masks, ctx, 0.05, 5)
     expected = [keep_count(d, masks.total) / masks.total for d in density_schedule(0.05, 5)]
     assert report.densities == pytest.approx(expected)
@@ -69,13 +72,13 @@ def test_scores_are_recomputed_on_the_masked_network():
 
     def spy(c):
         seen.append(sum(int((w == 0).sum()) for w in c.weights.values()))
-        return SCORES["synflow"](c)
+        return get_method("synflow").score(c)
 
-    SCORES["spy"] = spy
+    METHODS.register("spy")(replace(get_method("synflow"), name="spy", score=spy))
     try:
         prune_iteratively("spy", masks, ctx, 0.1, 3)
     finally:
-        del SCORES["spy"]
+        del METHODS._factories["spy"]
     assert seen[0] < seen[1] < seen[2]  # each iteration sees the previous iterations' zeros
 
 

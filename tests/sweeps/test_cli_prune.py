@@ -59,7 +59,7 @@ def test_checkpoint_file_resumes_a_run(tmp_path):
 
 
 @pytest.mark.parametrize("args,line", [
-    (["--method", "obd"], "method: Input should be 'dense', 'drive', 'snip'"),
+    (["--method", "obd"], "method: unknown method 'obd'; allowed: dense, drive, erk, force"),
     (["--sparsity", "1.5"], "sparsity: must be in [0, 1)"),
     (["--sparsity", "-0.2"], "sparsity: must be in [0, 1)"),
     (["--warmup-epochs", "12", "--epochs", "12"], "warmup_epochs: must be less than train.epochs (12), got 12"),

@@ -1,6 +1,6 @@
 from ray import tune
 
-from sweeps.space import applies, expand_trials, param_space, sampled_overrides, sampled_space
+from sweeps.space import expand_trials, param_space, sampled_overrides, sampled_space
 from sweeps.spec import load_spec
 
 
@@ -24,18 +24,12 @@ def test_dense_gets_one_trial_per_seed_and_imp_one_per_seed_reporting_every_spar
     dense = [t for t in trials if t["method"] == "dense"]
     imp = [t for t in trials if t["method"] == "imp"]
     assert dense == [{"method": "dense", "seed": 0}, {"method": "dense", "seed": 1}]
-    assert imp == [{"method": "imp", "seed": s, "sparsity": 0.9, "imp.stops": [0.5, 0.8]} for s in (0, 1)]
+    assert imp == [{"method": "imp", "seed": s, "sparsity": 0.9, "imp.branches": [0.5, 0.8]} for s in (0, 1)]
 
 
 def test_method_from_the_base_config_when_not_an_axis():
     trials = expand_trials(spec({"seed": [0, 1]}, experiment={"method": "synflow"}))
     assert trials == [{"method": "synflow", "seed": 0}, {"method": "synflow", "seed": 1}]
-
-
-def test_applies_rules():
-    assert applies("drive.weights", "drive") and not applies("drive.weights", "snip")
-    assert applies("imp.rate", "imp") and not applies("imp.rate", "drive")
-    assert not applies("sparsity", "dense") and applies("train.lr", "dense")
 
 
 def test_param_space_grid_and_sampled_domains():
