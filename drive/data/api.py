@@ -40,7 +40,9 @@ def load_dataset(name: str, cfg: DataConfig | None = None) -> AnyData:
         data = factory(cfg)
     except DataError:
         raise
-    except Exception as e:  # a user's factory (or a library under one): one line, not a traceback
+    except Exception as e:
+        if ":" not in name:  # a built-in's failure is a bug: its traceback helps
+            raise
         raise DataError(f"dataset: {name!r} failed to load ({one_line(e)})") from None
     if not isinstance(data, (ImageData, FolderData)):
         raise DataError(f"dataset: {name!r} returned {type(data).__name__}, expected ImageData or FolderData")
