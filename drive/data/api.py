@@ -10,6 +10,7 @@ from drive.data.augment import Normalizer
 from drive.data.base import DATASETS, AnyData, DataError, FolderData, ImageData
 from drive.data.folder_loader import FolderLoader
 from drive.data.loader import ImageLoader
+from drive.record import one_line
 from drive.registry import RegistryError
 
 Loader = ImageLoader | FolderLoader
@@ -21,11 +22,13 @@ def load_dataset(name: str, cfg: DataConfig | None = None) -> AnyData:
     The factory is called as ``factory(cfg)``, after ``cfg.args`` is checked against its options
     (:func:`drive.data.args.check_args`). ``cfg.train_size``/``cfg.test_size``, when set,
     then cap the sets at a random subset (seeded by ``cfg.split_seed``, kept in the original
-    order); for ``synthetic`` they are the generated sizes, so the cap changes nothing.
+    order); for ``synthetic`` they are the generated sizes, so the cap changes nothing. Then
+    ``cfg.val_fraction`` of the training set (per class, seeded by ``cfg.split_seed``) becomes
+    the validation set, which model selection uses instead of the test set.
 
     Raises:
-        DataError: unknown name, bad ``data.args``, missing or corrupt files, a factory
-            returning something else.
+        DataError: unknown name, bad ``data.args``, missing or corrupt files, a factory that
+            raises or returns something else, a split that leaves a set or a class empty.
     """
     cfg = cfg or DataConfig()
     try:
@@ -33,10 +36,22 @@ def load_dataset(name: str, cfg: DataConfig | None = None) -> AnyData:
     except RegistryError as e:
         raise DataError(str(e)) from None
     check_args(name, factory, cfg)
-    data = factory(cfg)
+    try:
+        data = factory(cfg)
+    except DataError:
+        raise
+    except Exception as e:
+        if ":" not in name:  # a built-in's failure is a bug: its traceback helps
+            raise
+        raise DataError(f"dataset: {name!r} failed to load ({one_line(e)})") from None
     if not isinstance(data, (ImageData, FolderData)):
         raise DataError(f"dataset: {name!r} returned {type(data).__name__}, expected ImageData or FolderData")
-    return data.capped(cfg.train_size, cfg.test_size, cfg.split_seed)
+    data = data.capped(cfg.train_size, cfg.test_size, cfg.split_seed)
+    data = data.with_validation(cfg.val_fraction, cfg.split_seed)
+    for split, n in (("training", data.num_train), ("test", data.num_test)):
+        if n == 0:
+            raise DataError(f"dataset: {name!r} has an empty {split} set")
+    return data
 
 
 def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_size: int,
@@ -68,3 +83,20 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
     test = ImageLoader(data.test_images, data.test_labels, normalizer, eval_batch_size, device, seed,
                        on_device=cfg.on_device)
     return train, test
+
+
+def make_val_loader(data: AnyData, cfg: DataConfig, eval_batch_size: int,
+                    device: torch.device | str, seed: int,
+                    channels_last: bool = False) -> Loader | None:
+    """The validation loader (stored order, plain), or None when there is no validation set."""
+    device = torch.device(device)
+    normalizer = Normalizer(data.mean, data.std, device, channels_last,
+                            normalize_float=isinstance(data, ImageData))
+    if isinstance(data, FolderData):
+        if data.val is None:
+            return None
+        return FolderLoader(data.val, normalizer, eval_batch_size, device, seed, False, cfg.num_workers)
+    if data.val_images is None:
+        return None
+    return ImageLoader(data.val_images, data.val_labels, normalizer, eval_batch_size, device, seed,
+                       on_device=cfg.on_device)
