@@ -252,3 +252,43 @@ def test_imp_branches_must_lie_below_the_headline_sparsity():
 
     with pytest.raises(ConfigError, match=r"imp.branches: must be below sparsity \(0.5\)"):
         config(method="imp", sparsity=0.5, imp={"branches": [0.8]})
+
+
+def assert_exact_zeros(exp: Experiment) -> None:
+    """Pruned weights are 0.0 and so is their momentum: nothing can revive them."""
+    assert_pruned_weights_zero(exp)
+    if exp.optimizer is not None:
+        for n, w in exp.masks.weights.items():
+            buf = exp.optimizer.state.get(w, {}).get("momentum_buffer")
+            if buf is not None:
+                assert (buf[~exp.masks.keep[n]] == 0).all(), n
+
+
+@pytest.mark.parametrize("fields,stop", [
+    ({"method": "imp", "sparsity": 0.75, "imp": {"rate": 0.5, "rewind_epoch": 1, "branches": [0.6]}}, 6),
+    ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.5, "rewind": "lr"}}, 4),
+    ({"method": "drive", "warmup_epochs": 1, "prune_iterations": 2}, 3),
+])
+def test_pruned_weights_stay_exactly_zero_through_rewinds_and_a_resume(fields, stop, tmp_path):
+    """Only gradients are masked per step (no re-apply after it): at every epoch, rewind, fork
+    and join, and after resuming from a checkpoint on disk, pruned weights and their momentum
+    are exactly zero, with Nesterov momentum and weight decay."""
+    cfg = config(**fields, train={"epochs": 2, "nesterov": True, "weight_decay": 1e-3})
+    checked = []
+
+    def check(exp):
+        def callback(p):
+            assert_exact_zeros(exp)
+            checked.append(p.metrics["phase"])
+        return callback
+
+    first = Experiment(cfg)
+    holder, stopper = _stop_after(stop)
+    with pytest.raises(KeyboardInterrupt):
+        first.run(lambda p: (check(first)(p), stopper(p)))
+    save_state(holder["state"], tmp_path / "state.pt")
+    resumed = Experiment(cfg, load_state(tmp_path / "state.pt"))
+    m = resumed.run(check(resumed))
+    assert m["status"] == "finished" and m["density"] < 1
+    assert {"prune", "train"} <= set(checked)
+    assert_exact_zeros(resumed)
