@@ -66,6 +66,11 @@ class TrainConfig(_Section):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     channels_last: bool = Field(True, description="channels_last memory format for models and batches (CUDA and CPU)")
+    compile: bool | Literal["auto"] = Field("auto", description="torch.compile the model's training "
+                                            "forward and backward; auto = on CUDA only (on CPU the "
+                                            "compile time did not pay for itself, docs/benchmarks.md)")
+    cuda_graphs: bool = Field(True, description="with compile on CUDA: replay the step's kernels as "
+                              "CUDA graphs (torch.compile mode reduce-overhead)")
     eval_every: int = Field(1, ge=1, description="evaluate on the test set every N epochs (and last)")
 
     @field_validator("milestones")

@@ -32,7 +32,7 @@ from drive.plan import Stage, make_plan
 from drive.prune import prune_iteratively
 from drive.scores import ScoreContext
 from drive.state import CheckpointError, cpu_copy
-from drive.train import Diverged, evaluate, make_optimizer, make_scheduler, train_epoch
+from drive.train import Diverged, evaluate, make_optimizer, make_scheduler, train_epoch, training_model
 
 STATE_VERSION = 2
 
@@ -81,6 +81,7 @@ class Experiment:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.masks = Masks.for_model(self.model, cfg.prune.exclude_first, cfg.prune.exclude_last)
+        self.train_model = training_model(self.model, cfg.train, self.device)  # maybe compiled
         self.train_batches, self.test_batches = make_loaders(
             self.data, cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, self.device,
             cfg.seed, channels_last=self.channels_last)
@@ -139,7 +140,7 @@ class Experiment:
         self.train_batches.set_epoch(key)
         torch.manual_seed(derive_seed(cfg.seed, key, 1))
         lr = self.optimizer.param_groups[0]["lr"]
-        stats = train_epoch(self.model, self.train_batches, self.optimizer, self.masks,
+        stats = train_epoch(self.train_model, self.train_batches, self.optimizer, self.masks,
                             cfg.train, self.device)
         self.scheduler.step()
         self.timers["prune" if stage.counts_as_pruning else "train"] += stats.seconds
