@@ -34,7 +34,8 @@ from drive.scores import ScoreContext
 from drive.state import CheckpointError, cpu_copy
 from drive.train import Diverged, evaluate, make_optimizer, make_scheduler, train_epoch, training_model
 
-STATE_VERSION = 2
+STATE_VERSION = 3  # 3: masks packed as bits, init weights only when the plan rewinds to them
+READABLE_VERSIONS = (2, 3)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,7 +87,10 @@ class Experiment:
             self.data, cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, self.device,
             cfg.seed, channels_last=self.channels_last)
         self.plan = make_plan(cfg)
-        self.init_weights = snapshot(self.model)
+        # the initial weights are kept only where a stage rewinds to them (DRIVE's rewind: init);
+        # IMP rewinds to its own snapshot at rewind_epoch (at 0 the same values, stored once)
+        rewinds_to_init = cfg.spec.plan != "imp" and any(s.kind == "rewind" for s in self.plan)
+        self.init_weights = snapshot(self.model) if rewinds_to_init else None
         self.rewind_weights: dict[str, torch.Tensor] | None = None
         self.trunk: dict[str, Any] | None = None  # IMP: the trunk, kept aside during a branch
         self.optimizer: torch.optim.Optimizer | None = None
@@ -336,15 +340,17 @@ class Experiment:
         })
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise CheckpointError(f"checkpoint: state version {state.get('version')} is not {STATE_VERSION}")
+        if state.get("version") not in READABLE_VERSIONS:
+            raise CheckpointError(f"checkpoint: state version {state.get('version')} is not one of "
+                                  f"{', '.join(map(str, READABLE_VERSIONS))}")
         if state["config"] != self.cfg.model_dump(mode="json"):
             diff = sorted(k for k in state["config"] if state["config"][k] != self.cfg.model_dump(mode="json").get(k))
             raise CheckpointError(f"checkpoint: made with a different config (differs in: {', '.join(diff)})")
         self.stage_index, self.epoch, self.epochs_done = state["stage"], state["epoch"], state["epochs_done"]
         self.model.load_state_dict(state["model"])
         self.masks.load_state_dict(state["masks"])
-        self.init_weights = state["init_weights"]
+        if self.init_weights is not None:
+            self.init_weights = state["init_weights"]
         self.rewind_weights = state["rewind_weights"]
         self.trunk = state["trunk"]
         if state["optimizer"] is not None:

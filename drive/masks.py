@@ -77,6 +77,23 @@ def select_top_k(scores: dict[str, torch.Tensor], keep: dict[str, torch.Tensor],
     return out
 
 
+_BIT_VALUES = (128, 64, 32, 16, 8, 4, 2, 1)  # the first element in the highest bit, as numpy.packbits
+
+
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """A boolean tensor as uint8, 8 elements per byte (flattened; equal to ``numpy.packbits``)."""
+    flat = mask.reshape(-1).to(torch.uint8)
+    flat = torch.nn.functional.pad(flat, (0, -flat.numel() % 8))
+    values = torch.tensor(_BIT_VALUES, dtype=torch.uint8, device=flat.device)
+    return (flat.view(-1, 8) * values).sum(1, dtype=torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
+    """The first ``numel`` booleans packed by :func:`pack_bits`, flat."""
+    values = torch.tensor(_BIT_VALUES, dtype=torch.uint8, device=packed.device)
+    return (packed.reshape(-1, 1) & values).ne(0).reshape(-1)[:numel]
+
+
 class Masks:
     """Boolean keep-masks over a model's prunable weights, and their enforcement."""
 
@@ -218,13 +235,23 @@ class Masks:
 
     # ---- persistence -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {n: m.cpu().clone() for n, m in self.keep.items()}
+        """The masks packed 8 per byte (uint8, on the CPU): 1/8 of a bool tensor's size."""
+        return {n: pack_bits(m).cpu() for n, m in self.keep.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Masks from :meth:`state_dict` (or, from older checkpoints, bool tensors)."""
         if set(state) != set(self.keep):
             raise ValueError("checkpoint: masks do not match the model's prunable layers")
-        self.keep = {n: state[n].to(device=self.keep[n].device, dtype=torch.bool).view_as(self.keep[n])
-                     for n in self.keep}
+        keep = {}
+        for n, old in self.keep.items():
+            saved = state[n].to(old.device)
+            if saved.dtype == torch.uint8 and saved.numel() == -(-old.numel() // 8):
+                keep[n] = unpack_bits(saved, old.numel()).view_as(old)
+            elif saved.dtype == torch.bool and saved.numel() == old.numel():
+                keep[n] = saved.view_as(old).clone()
+            else:
+                raise ValueError(f"checkpoint: the mask of layer {n!r} does not fit its weight")
+        self.keep = keep
         self.apply()
 
     def summary(self) -> dict:

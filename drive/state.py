@@ -2,11 +2,17 @@
 
 A state is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
 ``torch.load(..., weights_only=True)``: no pickled code runs when a checkpoint is read.
+
+Checkpoints are lean: a tensor referenced twice in a state is copied and stored once
+(:func:`cpu_copy` keeps the aliasing, and ``torch.save`` writes shared storage once), masks are
+packed 8 per byte (:mod:`drive.masks`), and :class:`CheckpointWriter` serialises and writes on a
+background thread, so training goes on while the file is written.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +23,87 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the config; one line."""
 
 
-def cpu_copy(obj: Any) -> Any:
-    """A deep copy with every tensor cloned to the CPU (so later training cannot change it)."""
+def cpu_copy(obj: Any, memo: dict[int, torch.Tensor] | None = None) -> Any:
+    """A deep copy with every tensor cloned to the CPU (so later training cannot change it).
+
+    A tensor that appears several times in ``obj`` is copied once and the copy shared, so the
+    saved file holds it once.
+    """
+    memo = {} if memo is None else memo
     if torch.is_tensor(obj):
-        return obj.detach().to("cpu", copy=True)
+        if id(obj) not in memo:
+            memo[id(obj)] = obj.detach().to("cpu", copy=True)
+        return memo[id(obj)]
     if isinstance(obj, dict):
-        return {k: cpu_copy(v) for k, v in obj.items()}
+        return {k: cpu_copy(v, memo) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(cpu_copy(v) for v in obj)
+        return type(obj)(cpu_copy(v, memo) for v in obj)
     return obj
 
 
 def save_state(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` atomically (a crash never leaves half a checkpoint)."""
+    """Write ``state`` to ``path`` atomically (a crash never leaves half a checkpoint): it is
+    written to ``path.tmp`` and renamed over ``path`` only once complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class CheckpointWriter:
+    """Writes states with :func:`save_state` on a background thread, one at a time, in order.
+
+    ``submit`` returns at once; the state must not be changed afterwards, so pass a copy
+    (``Experiment.state_dict()`` is one). A new ``submit`` first waits for the previous write,
+    so at most one state is held in memory besides the live one. An error in the background
+    is raised by the next ``submit`` or ``wait``; the previous checkpoint file is then intact.
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._path: Path | None = None
+        self._error: BaseException | None = None
+
+    def _write(self, state: dict[str, Any], path: Path) -> None:
+        try:
+            save_state(state, path)
+        except BaseException as e:  # noqa: BLE001 - handed to the training thread
+            self._error = e
+
+    def submit(self, state: dict[str, Any], path: str | Path) -> None:
+        """Start writing ``state`` to ``path`` (after the previous write has finished)."""
+        self.wait()
+        self._path = Path(path)
+        self._thread = threading.Thread(target=self._write, args=(state, self._path),
+                                        name="checkpoint-writer", daemon=False)
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        """A write is still in progress."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self) -> Path | None:
+        """Block until the pending write is on disk; return its path (None when none was)."""
+        if self._thread is None:
+            return None
+        self._thread.join()
+        path, error = self._path, self._error
+        self._thread = self._path = self._error = None
+        if error is not None:
+            raise error
+        return path
+
+    def __enter__(self) -> CheckpointWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wait()
 
 
 def load_state(path: str | Path) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from drive.data import prepare_dataset
     from drive.experiment import Experiment
     from drive.plan import total_epochs
-    from drive.state import load_state, save_state
+    from drive.state import CheckpointWriter, load_state
 
     cfg = prune_config(args)
     if args.out:
@@ -96,10 +96,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
             bar.update(1)
         bar.set_postfix(phase=m["phase"], density=f"{m['density']:.3f}",
                         acc=f"{m['test_acc']:.3f}" if m.get("test_acc") is not None else "-")
-        if args.checkpoint:
-            save_state(p.state(), args.checkpoint)
+        if args.checkpoint:  # written in the background while training goes on
+            writer.submit(p.state(), args.checkpoint)
 
-    metrics = exp.run(on_progress)
+    with CheckpointWriter() as writer:
+        metrics = exp.run(on_progress)
     bar.close()
     print(format_metrics(metrics))
     if args.out:
