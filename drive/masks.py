@@ -21,6 +21,7 @@ import math
 import torch
 from torch import nn
 
+from drive.bits import pack_bits, unpack_bits
 from drive.config import ConfigError
 
 PRUNABLE_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
@@ -75,23 +76,6 @@ def select_top_k(scores: dict[str, torch.Tensor], keep: dict[str, torch.Tensor],
         out[n] = new_flat[start:start + size].view_as(keep[n])
         start += size
     return out
-
-
-_BIT_VALUES = (128, 64, 32, 16, 8, 4, 2, 1)  # the first element in the highest bit, as numpy.packbits
-
-
-def pack_bits(mask: torch.Tensor) -> torch.Tensor:
-    """A boolean tensor as uint8, 8 elements per byte (flattened; equal to ``numpy.packbits``)."""
-    flat = mask.reshape(-1).to(torch.uint8)
-    flat = torch.nn.functional.pad(flat, (0, -flat.numel() % 8))
-    values = torch.tensor(_BIT_VALUES, dtype=torch.uint8, device=flat.device)
-    return (flat.view(-1, 8) * values).sum(1, dtype=torch.uint8)
-
-
-def unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
-    """The first ``numel`` booleans packed by :func:`pack_bits`, flat."""
-    values = torch.tensor(_BIT_VALUES, dtype=torch.uint8, device=packed.device)
-    return (packed.reshape(-1, 1) & values).ne(0).reshape(-1)[:numel]
 
 
 class Masks:

@@ -5,8 +5,10 @@ A state is a plain dict of tensors, numbers, strings, lists and dicts, so it loa
 
 Checkpoints are lean: a tensor referenced twice in a state is copied and stored once
 (:func:`cpu_copy` keeps the aliasing, and ``torch.save`` writes shared storage once), masks are
-packed 8 per byte (:mod:`drive.masks`), and :class:`CheckpointWriter` serialises and writes on a
-background thread, so training goes on while the file is written.
+packed 8 per byte (:mod:`drive.masks`), a float tensor that is mostly zeros (a pruned layer's
+weights and momentum) is stored as a bitmap of its non-zero entries plus their values
+(:func:`pack_zeros`, lossless to the bit, -0.0 included), and :class:`CheckpointWriter`
+serialises and writes on a background thread, so training goes on while the file is written.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from drive.bits import pack_bits, unpack_bits
 
 
 class CheckpointError(ValueError):
@@ -41,14 +45,72 @@ def cpu_copy(obj: Any, memo: dict[int, torch.Tensor] | None = None) -> Any:
     return obj
 
 
+_SAME_WIDTH_INT = {torch.float64: torch.int64, torch.float32: torch.int32,
+                   torch.float16: torch.int16, torch.bfloat16: torch.int16}
+_PACKED = "__zeros_packed__"  # marks a tensor stored as non-zero bitmap + values
+MIN_PACKED_NUMEL = 1024  # smaller tensors are stored as they are
+MAX_NONZERO_SHARE = 0.5  # packing pays when at least half the entries are zero
+
+
+def pack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
+    """``obj`` with every mostly-zero float CPU tensor replaced by a dict of its shape, strides,
+    non-zero bitmap (8 per byte) and non-zero values; everything else as it is. Zero means all
+    bits zero, so -0.0 is kept as a value and :func:`unpack_zeros` restores the bits exactly."""
+    memo = {} if memo is None else memo
+    if torch.is_tensor(obj):
+        if id(obj) not in memo:
+            memo[id(obj)] = _pack_tensor(obj)
+        return memo[id(obj)]
+    if isinstance(obj, dict):
+        return {k: pack_zeros(v, memo) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(pack_zeros(v, memo) for v in obj)
+    return obj
+
+
+def _pack_tensor(t: torch.Tensor) -> Any:
+    as_int = _SAME_WIDTH_INT.get(t.dtype)
+    dense_layout = t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+    if as_int is None or t.numel() < MIN_PACKED_NUMEL or t.device.type != "cpu" or not dense_layout:
+        return t
+    flat = t.detach().contiguous().view(-1)
+    nonzero = flat.view(as_int) != 0
+    if int(nonzero.sum()) > MAX_NONZERO_SHARE * flat.numel():
+        return t
+    return {_PACKED: True, "shape": list(t.shape), "stride": list(t.stride()),
+            "nonzero": pack_bits(nonzero), "values": flat[nonzero]}
+
+
+def unpack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
+    """The inverse of :func:`pack_zeros`: tensors in their original shape, strides and bits."""
+    memo = {} if memo is None else memo
+    if isinstance(obj, dict) and obj.get(_PACKED) is True:
+        if id(obj) not in memo:
+            values = obj["values"]
+            numel = 1
+            for size in obj["shape"]:
+                numel *= size
+            flat = torch.zeros(numel, dtype=values.dtype)
+            flat[unpack_bits(obj["nonzero"], numel)] = values
+            out = torch.empty_strided(obj["shape"], obj["stride"], dtype=values.dtype)
+            memo[id(obj)] = out.copy_(flat.view(obj["shape"]))
+        return memo[id(obj)]
+    if isinstance(obj, dict):
+        return {k: unpack_zeros(v, memo) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(unpack_zeros(v, memo) for v in obj)
+    return obj
+
+
 def save_state(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` atomically (a crash never leaves half a checkpoint): it is
-    written to ``path.tmp`` and renamed over ``path`` only once complete."""
+    """Write ``state`` (a CPU copy) to ``path`` atomically, mostly-zero tensors packed: a crash
+    never leaves half a checkpoint, since it is written to ``path.tmp`` and renamed over
+    ``path`` only once complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        torch.save(state, tmp)
+        torch.save(pack_zeros(state), tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -117,4 +179,7 @@ def load_state(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint: cannot read {path} ({reason[:200]})") from None
     if not isinstance(state, dict) or "stage" not in state:
         raise CheckpointError(f"checkpoint: {path} is not an experiment state")
-    return state
+    try:
+        return unpack_zeros(state)
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint: {path} holds a damaged packed tensor ({e})") from None

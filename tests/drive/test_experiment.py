@@ -306,13 +306,16 @@ def _tensors(obj) -> list:
     return []
 
 
-@pytest.mark.parametrize("fields,stop,holds_rewind", [
-    ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.3}}, 5, True),  # in level 1, rewind_epoch 0
-    ({"method": "drive", "warmup_epochs": 1, "prune_iterations": 2}, 3, False),
+@pytest.mark.parametrize("fields,stop,holds_rewind,copies", [
+    # IMP level 1 (70% dense, rewind_epoch 0): the model, its momentum, one rewind point
+    ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.3}}, 5, True, 3),
+    # DRIVE at 90% sparsity: model and momentum packed (non-zeros only) take under one dense copy
+    ({"method": "drive", "warmup_epochs": 1, "prune_iterations": 2}, 3, False, 1),
 ])
-def test_a_checkpoint_holds_each_tensor_once_and_masks_as_bits(fields, stop, holds_rewind, tmp_path):
+def test_a_checkpoint_holds_each_tensor_once_and_masks_as_bits(fields, stop, holds_rewind, copies, tmp_path):
     """No weights twice (IMP rewinding to epoch 0 keeps one copy of the initial weights, DRIVE
-    none), masks 8 per byte, and the resumed run ends like the uninterrupted one."""
+    none), masks 8 per byte, pruned tensors packed, and the resumed run ends like the
+    uninterrupted one."""
     cfg = config(**fields, train={"epochs": 2})
     holder, callback = _stop_after(stop)
     with pytest.raises(KeyboardInterrupt):
@@ -328,7 +331,6 @@ def test_a_checkpoint_holds_each_tensor_once_and_masks_as_bits(fields, stop, hol
         assert packed.dtype == torch.uint8 and packed.numel() == -(-keep.numel() // 8)
     save_state(state, tmp_path / "state.pt")
     size = (tmp_path / "state.pt").stat().st_size
-    copies = 3 if holds_rewind else 2  # the model, its momentum, IMP's rewind point
     assert size < copies * model_bytes + 40_000  # plus the history and the file format (~25 kB)
     resumed = run(cfg, state=load_state(tmp_path / "state.pt"))
     assert comparable(resumed) == comparable(run(cfg))

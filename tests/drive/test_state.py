@@ -7,7 +7,7 @@ import textwrap
 import pytest
 import torch
 
-from drive.state import CheckpointWriter, cpu_copy, load_state, save_state
+from drive.state import CheckpointWriter, cpu_copy, load_state, pack_zeros, save_state, unpack_zeros
 
 
 def test_a_tensor_referenced_twice_is_copied_and_saved_once(tmp_path):
@@ -67,3 +67,26 @@ def test_a_process_killed_while_writing_leaves_the_previous_checkpoint(tmp_path)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr
     assert load_state(path)["stage"] == 1
+
+
+def test_mostly_zero_tensors_are_stored_packed_and_come_back_bit_for_bit(tmp_path):
+    torch.manual_seed(0)
+    sparse = torch.randn(64, 32, 3, 3).contiguous(memory_format=torch.channels_last)
+    sparse[torch.rand(sparse.shape) < 0.9] = 0.0
+    sparse[0, 0, 0, 0] = -0.0  # a negative zero is a value, kept with its sign bit
+    dense, small = torch.randn(4096), torch.zeros(10)
+    state = {"stage": 0, "w": sparse, "again": sparse, "dense": dense, "small": small,
+             "half": torch.zeros(4096, dtype=torch.bfloat16), "ints": torch.zeros(4096, dtype=torch.long)}
+    packed = pack_zeros(state)
+    assert isinstance(packed["w"], dict) and packed["again"] is packed["w"]
+    assert packed["dense"] is dense and packed["small"] is small and packed["ints"] is state["ints"]
+    save_state(state, tmp_path / "s.pt")
+    assert (tmp_path / "s.pt").stat().st_size < 0.25 * sparse.numel() * 4 + 3 * 4096 * 4
+    back = load_state(tmp_path / "s.pt")
+    for key in ("w", "dense", "small", "half", "ints"):
+        assert back[key].dtype == state[key].dtype and back[key].stride() == state[key].stride()
+        assert torch.equal(back[key].reshape(-1).view(torch.uint8), state[key].reshape(-1).view(torch.uint8))
+    assert torch.equal(back["w"], sparse) and back["w"].is_contiguous(memory_format=torch.channels_last)
+    assert back["w"][0, 0, 0, 0].item() == 0.0 and torch.signbit(back["w"][0, 0, 0, 0])
+    assert back["again"] is back["w"]
+    assert torch.equal(unpack_zeros(pack_zeros(state))["half"], state["half"])
