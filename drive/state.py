@@ -45,8 +45,7 @@ def cpu_copy(obj: Any, memo: dict[int, torch.Tensor] | None = None) -> Any:
     return obj
 
 
-_SAME_WIDTH_INT = {torch.float64: torch.int64, torch.float32: torch.int32,
-                   torch.float16: torch.int16, torch.bfloat16: torch.int16}
+_FLOATS = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 _PACKED = "__zeros_packed__"  # marks a tensor stored as non-zero bitmap + values
 MIN_PACKED_NUMEL = 1024  # smaller tensors are stored as they are
 MAX_NONZERO_SHARE = 0.5  # packing pays when at least half the entries are zero
@@ -54,8 +53,8 @@ MAX_NONZERO_SHARE = 0.5  # packing pays when at least half the entries are zero
 
 def pack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
     """``obj`` with every mostly-zero float CPU tensor replaced by a dict of its shape, strides,
-    non-zero bitmap (8 per byte) and non-zero values; everything else as it is. Zero means all
-    bits zero, so -0.0 is kept as a value and :func:`unpack_zeros` restores the bits exactly."""
+    non-zero bitmap (8 per byte) and non-zero values (and a bitmap of the negative zeros, where
+    there are any), everything else as it is: :func:`unpack_zeros` restores the bits exactly."""
     memo = {} if memo is None else memo
     if torch.is_tensor(obj):
         if id(obj) not in memo:
@@ -69,16 +68,20 @@ def pack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
 
 
 def _pack_tensor(t: torch.Tensor) -> Any:
-    as_int = _SAME_WIDTH_INT.get(t.dtype)
     dense_layout = t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
-    if as_int is None or t.numel() < MIN_PACKED_NUMEL or t.device.type != "cpu" or not dense_layout:
+    if (t.dtype not in _FLOATS or t.numel() < MIN_PACKED_NUMEL or t.device.type != "cpu"
+            or not dense_layout):
         return t
     flat = t.detach().contiguous().view(-1)
-    nonzero = flat.view(as_int) != 0
+    nonzero = flat != 0
     if int(nonzero.sum()) > MAX_NONZERO_SHARE * flat.numel():
         return t
-    return {_PACKED: True, "shape": list(t.shape), "stride": list(t.stride()),
-            "nonzero": pack_bits(nonzero), "values": flat[nonzero]}
+    packed = {_PACKED: True, "shape": list(t.shape), "stride": list(t.stride()),
+              "nonzero": pack_bits(nonzero), "values": flat[nonzero]}
+    negative_zero = torch.signbit(flat) & ~nonzero  # masking a negative weight gives -0.0
+    if bool(negative_zero.any()):
+        packed["negative_zero"] = pack_bits(negative_zero)
+    return packed
 
 
 def unpack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
@@ -91,6 +94,8 @@ def unpack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
             for size in obj["shape"]:
                 numel *= size
             flat = torch.zeros(numel, dtype=values.dtype)
+            if "negative_zero" in obj:
+                flat[unpack_bits(obj["negative_zero"], numel)] = -0.0
             flat[unpack_bits(obj["nonzero"], numel)] = values
             out = torch.empty_strided(obj["shape"], obj["stride"], dtype=values.dtype)
             memo[id(obj)] = out.copy_(flat.view(obj["shape"]))
