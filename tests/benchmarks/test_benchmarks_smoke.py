@@ -103,3 +103,28 @@ def test_results_loading_reads_every_synthetic_trial():
     result = bench_results_loading.run(opts)
     assert result["rows"] >= 50 and result["load_s"] > 0
     assert result["targets"][0]["status"] == "n/a"  # the 10 s target is judged at 2,000 trials only
+
+
+def test_compile_benchmark_times_both_paths_and_the_break_even(monkeypatch):
+    from benchmarks import bench_compile
+
+    # the compilation itself is tested in tests/drive/test_train.py; here the benchmark's code
+    monkeypatch.setattr(bench_compile, "training_model", lambda model, cfg, device: model)
+    opts = bench_compile.build_parser().parse_args(["--models", "digits_cnn,no_such_model", "--repeat", "1",
+                                                    "--round-seconds", "0.02", "--device", "cpu"])
+    (row,) = bench_compile.run(opts)["rows"]
+    assert row["model"] == "digits_cnn" and row["steps_per_epoch"] == 23  # 1,437 digits at batch 64
+    assert row["eager_ms"] > 0 and row["compiled_ms"] > 0 and row["compile_warm_s"] > 0
+    assert row["break_even_epochs"] == pytest.approx(row["break_even_steps"] / 23)
+
+
+def test_before_after_extracts_a_commit_and_probes_a_tree(tmp_path):
+    from benchmarks import bench_before_after
+
+    commit = bench_before_after.extract("HEAD", tmp_path)
+    assert len(commit) == 40 and (tmp_path / "drive" / "experiment.py").is_file()
+    opts = bench_before_after.build_parser().parse_args(["--rounds", "1", "--seconds", "0.01", "--cases", "step"])
+    result = bench_before_after.run(opts)
+    cases = {r["case"]: r for r in result["rows"]}
+    assert set(cases) == {f"step_ms {m} {p}" for m in ("digits_cnn", "resnet20") for p in ("dense", "sparse")}
+    assert all(r["after"] > 0 and "before" not in r for r in cases.values())
