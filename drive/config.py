@@ -34,6 +34,8 @@ class DataConfig(_Section):
     root: str = Field("./data", description="folder holding (or receiving) the data set files")
     download: bool = Field(False, description="download with torchvision's code when missing")
     verify: bool = Field(False, description="check file checksums when loading")
+    args: dict[str, Any] = Field(default_factory=dict,
+                                 description="options of the data set's factory (e.g. mnist1d's num_samples)")
     split_seed: int = Field(0, ge=0, description="seed of the train/test split (digits)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share of the split (digits)")
     augment: bool | None = Field(None, description="random crop + flip; None = the data set's default")
@@ -186,6 +188,13 @@ class ExperimentConfig(_Section):
     def _sparsity_range(cls, v: float) -> float:
         if not (0 <= v < 1) or math.isnan(v):
             raise ValueError("must be in [0, 1)")
+        return v
+
+    @field_validator("model_args")
+    @classmethod
+    def _sample_shape_comes_from_the_data(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "sample_shape" in v:
+            raise ValueError("sample_shape is set from the data set, not a model argument")
         return v
 
     @field_validator("prune_iterations")

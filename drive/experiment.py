@@ -77,7 +77,8 @@ class Experiment:
         torch.manual_seed(cfg.seed)
         self.data = load_dataset(cfg.dataset, cfg.data)
         self.model = build_model(cfg.model, self.data.num_classes, self.data.in_channels,
-                                 self.data.image_size, **cfg.model_args).to(self.device)
+                                 self.data.image_size, sample_shape=self.data.sample_shape,
+                                 **cfg.model_args).to(self.device)
         self.channels_last = cfg.train.channels_last
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -190,14 +191,22 @@ class Experiment:
                 "density": self.masks.density(), **({"branch": True} if stage.branch else {})}
 
     def _score_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The same ``score_batches`` training batches at every pruning iteration: the first
-        batches of a fixed order, or class-balanced ones (``prune.balanced_batches``)."""
-        per_class, spec = self.cfg.prune.balanced_batches, self.cfg.spec
+        """The scoring batches: ``score_batches`` of them, the same at every pruning iteration, or
+        for a method with ``fresh_batches`` (FORCE) a new group at each of the T iterations."""
+        spec = self.cfg.spec
         count = max(self.cfg.prune.score_batches, spec.batches(self.cfg) if spec.batches else 1)
+        groups = self.cfg.iterations if spec.fresh_batches else 1
+        return [batch for g in range(groups) for batch in self._score_group(g, count)]
+
+    def _score_group(self, group: int, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``count`` training batches, a function of (seed, group): the first batches of a fixed
+        order, or class-balanced ones (``prune.balanced_batches``)."""
+        per_class = self.cfg.prune.balanced_batches
         if per_class:
+            seed = self.cfg.seed if group == 0 else derive_seed(self.cfg.seed, group)
             return [self.train_batches.samples(index) for index in class_balanced_batches(
-                self.data, per_class, count, self.cfg.seed)]
-        self.train_batches.set_epoch(-1)
+                self.data, per_class, count, seed)]
+        self.train_batches.set_epoch(-1 - group)
         batches = []
         for batch in self.train_batches:
             batches.append(batch)

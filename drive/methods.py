@@ -55,6 +55,7 @@ class Method:
         data: whether the score needs training batches.
         revives: whether a weight pruned at one iteration may come back at a later one (the
             score then sees every weight with its value before pruning, ``ctx.dense``).
+        fresh_batches: whether each of the T iterations scores new batches (else the same).
         batches: the number of scoring batches it needs at least, given the config.
         axes: config fields (dotted; a trailing dot means the whole section) that only this
             method uses: a sweep varies them for it alone.
@@ -68,6 +69,7 @@ class Method:
     iterations: int = 1
     data: bool = False
     revives: bool = False
+    fresh_batches: bool = False
     batches: Callable[[object], int] | None = None
     axes: tuple[str, ...] = ()
     label: str = ""
@@ -117,7 +119,7 @@ for _method in (
            reference="Evci et al. 2020"),
     Method("random_uniform", baselines.random_uniform, label="random (uniform)", color="#BBBBBB",
            marker="+", linestyle=":"),
-    Method("force", baselines.force, iterations=60, data=True, revives=True,
+    Method("force", baselines.force, iterations=60, data=True, revives=True, fresh_batches=True,
            axes=("prune_iterations",), label="FORCE", color="#882255", marker="*", linestyle="-.",
            reference="de Jorge et al. 2021"),
     Method("prospr", baselines.prospr, data=True, batches=lambda cfg: cfg.prospr.steps + 1,

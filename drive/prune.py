@@ -59,9 +59,12 @@ def prune_iteratively(method: str, masks: Masks, ctx: ScoreContext, density: flo
     spec = get_method(method)
     if spec.revives:  # every weight competes at every iteration, with its value before pruning
         ctx.dense = {n: w.detach().clone() for n, w in masks.weights.items()}
+    groups = _groups(ctx.batches, iterations) if spec.fresh_batches else None
     reached = []
     for t, d_t in enumerate(density_schedule(density, iterations, schedule), start=1):
         ctx.iteration, ctx.density, ctx.keep = t, d_t, masks.keep
+        if groups:
+            ctx.batches = groups[t - 1]
         scores = spec.score(ctx)
         if spec.revives:
             masks.restore(ctx.dense)
@@ -69,6 +72,15 @@ def prune_iteratively(method: str, masks: Masks, ctx: ScoreContext, density: flo
         masks.prune_to(scores, d_t, scope)
         reached.append(masks.density())
     return PruneReport(densities=reached, samples=ctx.samples)
+
+
+def _groups(batches, iterations: int) -> list | None:
+    """``batches`` split into one equal group per iteration (a method with ``fresh_batches``),
+    or None (the same batches at every iteration) when they cannot be split so."""
+    size = len(batches) // iterations
+    if size == 0 or size * iterations != len(batches):
+        return None
+    return [batches[i * size:(i + 1) * size] for i in range(iterations)]
 
 
 def check_finite(method: str, scores: Scores, keep: dict[str, torch.Tensor]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from drive.config import DataConfig
+from drive.data.args import check_args
 from drive.data.augment import Normalizer
 from drive.data.base import DATASETS, AnyData, DataError, FolderData, ImageData
 from drive.data.folder_loader import FolderLoader
@@ -17,18 +18,21 @@ Loader = ImageLoader | FolderLoader
 def load_dataset(name: str, cfg: DataConfig | None = None) -> AnyData:
     """Load a data set by registered name or import path ``package.module:factory``.
 
-    The factory is called as ``factory(cfg)``. ``cfg.train_size``/``cfg.test_size``, when set,
+    The factory is called as ``factory(cfg)``, after ``cfg.args`` is checked against its options
+    (:func:`drive.data.args.check_args`). ``cfg.train_size``/``cfg.test_size``, when set,
     then cap the sets at a random subset (seeded by ``cfg.split_seed``, kept in the original
     order); for ``synthetic`` they are the generated sizes, so the cap changes nothing.
 
     Raises:
-        DataError: unknown name, missing or corrupt files, a factory returning something else.
+        DataError: unknown name, bad ``data.args``, missing or corrupt files, a factory
+            returning something else.
     """
     cfg = cfg or DataConfig()
     try:
         factory = DATASETS.get(name)
     except RegistryError as e:
         raise DataError(str(e)) from None
+    check_args(name, factory, cfg)
     data = factory(cfg)
     if not isinstance(data, (ImageData, FolderData)):
         raise DataError(f"dataset: {name!r} returned {type(data).__name__}, expected ImageData or FolderData")
@@ -53,21 +57,22 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
     """The training loader (shuffled, augmented) and the test loader (stored order, plain).
 
     Both yield ``(x, y)`` on ``device``: x float32 normalised ``(N, C, H, W)`` (channels_last
-    memory format if asked), y int64 ``(N,)``. ``train_loader.set_epoch(e)`` selects the epoch;
+    memory format if asked) or ``(N, C, L)``, y int64 ``(N,)``. ``train_loader.set_epoch(e)`` selects the epoch;
     order and augmentation are a pure function of ``(seed, e)``.
 
     Raises:
         DataError: a crop padding the images are too small for with ``pad_mode: reflect``.
     """
     device = torch.device(device)
-    normalizer = Normalizer(data.mean, data.std, device, channels_last)
+    normalizer = Normalizer(data.mean, data.std, device, channels_last,
+                            normalize_float=isinstance(data, ImageData))
     if isinstance(data, FolderData):
         return (FolderLoader(data.train, normalizer, batch_size, device, seed, True, cfg.num_workers),
                 FolderLoader(data.test, normalizer, eval_batch_size, device, seed, False, cfg.num_workers))
     padding, flip = data.augmentation(cfg)
     side = min(data.train_images.shape[2:])
     if cfg.pad_mode == "reflect" and padding >= side:
-        raise DataError(f"data.crop_padding: must be smaller than the image side ({side}) "
+        raise DataError(f"data.crop_padding: must be smaller than the sample side ({side}) "
                         f"with pad_mode reflect, got {padding}")
     train = ImageLoader(data.train_images, data.train_labels, normalizer, batch_size, device, seed,
                         shuffle=True, crop_padding=padding, flip=flip, pad_mode=cfg.pad_mode,

@@ -25,26 +25,36 @@ def derive_seed(*parts: int) -> int:
 
 
 class Normalizer:
-    """Turns uint8 images into float32 ``(x / 255 - mean) / std`` on the device.
+    """Turns a batch into float32 ``(x - mean) / std`` on the device, ``(N, C, ...)`` any rank.
 
-    Float inputs are taken as already normalised and only cast to float32. With
-    ``channels_last`` the output has that memory format.
+    uint8 batches are scaled to [0, 1] first (``mean``/``std`` are in those units). Float
+    batches are normalised in their own units when ``normalize_float`` (the in-memory sets),
+    else taken as already normalised and only cast to float32 (the folder sets' transforms
+    normalise). With ``channels_last`` a 4-D output has that memory format (it applies to
+    nothing else).
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device,
-                 channels_last: bool = False):
-        mean_t = torch.tensor(mean, dtype=torch.float64).view(-1, 1, 1)
-        std_t = torch.tensor(std, dtype=torch.float64).view(-1, 1, 1)
+                 channels_last: bool = False, normalize_float: bool = False):
+        mean_t = torch.tensor(mean, dtype=torch.float64).view(-1, 1)
+        std_t = torch.tensor(std, dtype=torch.float64).view(-1, 1)
         # x * scale - shift == (x / 255 - mean) / std, in one multiply and one subtract
         self.scale = (1 / (255 * std_t)).float().to(device)
+        self.float_scale = (1 / std_t).float().to(device) if normalize_float else None
         self.shift = (mean_t / std_t).float().to(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=self.memory_format)  # cheaper on uint8 than on float
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=self.memory_format)  # cheaper on uint8 than on float
+        per_channel = (-1,) + (1,) * (x.dim() - 2)  # (C, 1) for signals, (C, 1, 1) for images
+        shift = self.shift.view(per_channel)
         if x.is_floating_point():
-            return x.float()
-        return x.float().mul_(self.scale).sub_(self.shift)  # .float() keeps the memory format
+            if self.float_scale is None:
+                return x.float()
+            # out of place: x may be a view of the stored data set
+            return x.float().mul(self.float_scale.view(per_channel)).sub_(shift)
+        return x.float().mul_(self.scale.view(per_channel)).sub_(shift)  # .float() keeps the format
 
 
 def random_shifts(n: int, padding: int, generator: torch.Generator) -> torch.Tensor:
@@ -59,7 +69,8 @@ def random_flips(n: int, generator: torch.Generator) -> torch.Tensor:
 
 def crop_flip(x: torch.Tensor, padding: int = 0, pad_mode: str = "reflect",
               shifts: torch.Tensor | None = None, flips: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-image random crop with padding and horizontal flip of a batch ``(N, C, H, W)``.
+    """Per-sample random crop with padding and horizontal flip of a batch ``(N, C, H, W)``, or
+    of signals ``(N, C, L)`` (a shift along the signal by ``shifts[:, 1]``, row offsets unused).
 
     Image ``i`` becomes the ``H x W`` window at offset ``shifts[i]`` of the image padded by
     ``padding`` pixels on every side (``reflect``: mirrored without repeating the edge, as
@@ -70,6 +81,10 @@ def crop_flip(x: torch.Tensor, padding: int = 0, pad_mode: str = "reflect",
     computed (padding folded in as reflection or a validity mask) and read with two gathers,
     so it works on uint8 and costs two passes over the batch.
     """
+    if x.dim() == 3:  # a signal is an image of one row that is never shifted vertically
+        if shifts is not None:
+            shifts = torch.stack([torch.full_like(shifts[:, 1], padding), shifts[:, 1]], dim=1)
+        return crop_flip(x.unsqueeze(2), padding, pad_mode, shifts, flips).squeeze(2)
     n, c, h, w = x.shape
     rows = torch.arange(h, device=x.device).expand(n, h)
     cols = torch.arange(w, device=x.device).expand(n, w)

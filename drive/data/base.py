@@ -1,11 +1,14 @@
 """The two kinds of data set a factory returns, the data set registry and :class:`DataError`.
 
-* :class:`ImageData`: a small image set held in memory as uint8 tensors; served by the
-  device-resident loader (:mod:`drive.data.loader`), which augments on the device.
+* :class:`ImageData`: a small set held in memory as uint8 or float32 tensors, images
+  ``(N, C, H, W)`` or signals ``(N, C, L)``; served by the device-resident loader
+  (:mod:`drive.data.loader`), which augments on the device.
 * :class:`FolderData`: a large image set read from files by a ``torch.utils.data.Dataset``
   (ImageNet); served by a ``DataLoader`` with CPU workers (:mod:`drive.data.folder_loader`).
 
-A factory is called as ``factory(cfg: DataConfig)`` and returns one of the two.
+A factory is called as ``factory(cfg: DataConfig)`` and returns one of the two. Its options
+come in ``cfg.args`` (``data.args`` in a config); a factory marked with :func:`takes_args` has
+them checked against its schema before it is called (see :func:`dataset_args`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from drive.config import DataConfig
 from drive.registry import Registry
 
 
+#: The sample dtypes :class:`ImageData` holds.
+SAMPLE_DTYPES = (torch.uint8, torch.float32)
+
+
 class DataError(ValueError):
     """A data set that cannot be loaded; the message is one line starting with the config field
     at fault (``data.root: ...``, ``dataset: ...``)."""
@@ -32,13 +39,15 @@ class DataError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class ImageData:
-    """An in-memory image classification data set.
+    """An in-memory classification data set of images or 1-D signals.
 
-    Images are uint8 ``(N, C, H, W)`` tensors, labels int64 ``(N,)`` in ``[0, num_classes)``.
-    ``mean``/``std`` are per channel in [0, 1] units and are used to normalise batches.
-    ``augment`` switches augmentation of the training set on; when on, a random crop with
-    ``crop_padding`` pixels of padding (0 = no crop) and, if ``flip``, a random horizontal flip
-    are applied per image. ``DataConfig.augment/crop_padding/flip`` override these defaults.
+    Samples are ``(N, C, H, W)`` images or ``(N, C, L)`` signals, as uint8 or float32 tensors;
+    labels int64 ``(N,)`` in ``[0, num_classes)``. ``mean``/``std`` are per channel and used to
+    normalise batches, ``(x - mean) / std``: in [0, 1] units for uint8 (``x / 255``), in the
+    data's own units for float32. ``augment`` switches augmentation of the training set on; when
+    on, a random crop with ``crop_padding`` samples of padding (0 = no crop; along the signal
+    for 1-D data) and, if ``flip``, a random horizontal flip (a reversed signal) are applied per
+    sample. ``DataConfig.augment/crop_padding/flip`` override these defaults.
     """
 
     train_images: torch.Tensor
@@ -56,9 +65,10 @@ class ImageData:
     def __post_init__(self) -> None:
         for split in ("train", "test"):
             images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
-            if images.dtype != torch.uint8 or images.dim() != 4:
-                raise DataError(f"dataset: {self.name} {split}_images must be a uint8 (N, C, H, W) "
-                                f"tensor, got {images.dtype} of shape {tuple(images.shape)}")
+            if images.dtype not in SAMPLE_DTYPES or images.dim() not in (3, 4):
+                raise DataError(f"dataset: {self.name} {split}_images must be a uint8 or float32 "
+                                f"(N, C, H, W) or (N, C, L) tensor, got {images.dtype} of shape "
+                                f"{tuple(images.shape)}")
             if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
                 raise DataError(f"dataset: {self.name} {split}_labels must be int64 of shape "
                                 f"({images.shape[0]},), got {labels.dtype} {tuple(labels.shape)}")
@@ -66,6 +76,8 @@ class ImageData:
                 raise DataError(f"dataset: {self.name} {split}_labels must be in [0, {self.num_classes})")
         if self.test_images.shape[1:] != self.train_images.shape[1:]:
             raise DataError(f"dataset: {self.name} train and test images differ in shape")
+        if self.test_images.dtype != self.train_images.dtype:
+            raise DataError(f"dataset: {self.name} train and test images differ in dtype")
         if not len(self.mean) == len(self.std) == self.in_channels:
             raise DataError(f"dataset: {self.name} needs one mean and std per channel ({self.in_channels})")
 
@@ -75,12 +87,12 @@ class ImageData:
 
     @property
     def image_size(self) -> int:
-        """Side of the images (height; the built-in sets are square)."""
+        """Side of the images (height; the built-in image sets are square), length of signals."""
         return self.train_images.shape[2]
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
-        """The shape of one input sample, ``(C, H, W)`` (never assumed square)."""
+        """The shape of one input sample, ``(C, H, W)`` or ``(C, L)`` (never assumed square)."""
         return tuple(self.train_images.shape[1:])
 
     @property
@@ -169,10 +181,16 @@ def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor | None:
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 ``(N, C, H, W)`` images, in [0, 1] units.
+    """Per-channel mean and std of ``(N, C, ...)`` samples: in [0, 1] units for uint8, in the
+    data's own units for float.
 
-    Computed from a histogram of the 256 values per channel: exact, and no float copy of the set.
+    uint8 stats come from a histogram of the 256 values per channel: exact, and no float copy
+    of the set.
     """
+    if images.is_floating_point():
+        per_channel = images.transpose(0, 1).reshape(images.shape[1], -1).double()
+        stds = per_channel.std(dim=1, correction=0).clamp(min=1e-3)
+        return tuple(per_channel.mean(dim=1).tolist()), tuple(stds.tolist())
     values = torch.arange(256, dtype=torch.float64) / 255
     means, stds = [], []
     for c in range(images.shape[1]):

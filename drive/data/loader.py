@@ -1,8 +1,8 @@
 """A device-resident loader for :class:`~drive.data.base.ImageData`.
 
-The uint8 images are moved to the training device once (or kept on the CPU with
-``on_device=False`` and moved batch by batch); each batch is normalised, cropped and flipped on
-the device (see :mod:`drive.data.augment`), so no CPU worker is a bottleneck.
+The samples (uint8 or float32 images or signals) are moved to the training device once (or
+kept on the CPU with ``on_device=False`` and moved batch by batch); each batch is normalised,
+cropped and flipped on the device (see :mod:`drive.data.augment`), so no CPU worker is a bottleneck.
 
 Randomness: the order, crop offsets and flips of an epoch are drawn at its start on the CPU
 with a ``torch.Generator`` seeded from ``(seed, epoch)`` and moved to the device once. So
@@ -21,13 +21,13 @@ from drive.data.augment import Normalizer, crop_flip, derive_seed, random_flips,
 
 
 class ImageLoader:
-    """Batches ``(x, y)`` of an in-memory image set: x float32 ``(N, C, H, W)`` normalised,
-    y int64 ``(N,)``, both on ``device``.
+    """Batches ``(x, y)`` of an in-memory set: x float32 normalised ``(N, C, H, W)`` images or
+    ``(N, C, L)`` signals, y int64 ``(N,)``, both on ``device``.
 
     Args:
-        images: uint8 ``(N, C, H, W)``.
+        images: uint8 or float32 ``(N, C, H, W)`` or ``(N, C, L)``.
         labels: int64 ``(N,)``.
-        normalizer: maps a uint8 batch on ``device`` to the normalised float batch.
+        normalizer: maps a stored batch on ``device`` to the normalised float32 batch.
         batch_size: samples per batch; the last batch of an epoch may be smaller (none dropped).
         device: where batches are delivered.
         seed: base seed of the shuffling and augmentation.

@@ -14,7 +14,6 @@ random crop with 8 pixels of padding and horizontal flip.
 from __future__ import annotations
 
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from torchvision.datasets.utils import download_and_extract_archive
 
 from drive.config import DataConfig
 from drive.data.base import DATASETS, DataError, ImageData
+from drive.data.cache import load_or_build
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
@@ -56,22 +56,8 @@ def tinyimagenet(cfg: DataConfig) -> ImageData:
 def load_cached(folder: Path) -> dict:
     """The decoded tensors (and ``wnids``) from the cache file, decoding the images if needed."""
     wnids = (folder / "wnids.txt").read_text().split()
-    cache = folder / CACHE_NAME
-    if cache.is_file():
-        try:
-            data = torch.load(cache, weights_only=True)
-            if data.get("wnids") == wnids:
-                return data
-        except Exception as e:  # a truncated or foreign file: rebuild it
-            warnings.warn(f"Tiny ImageNet cache {cache} is unreadable ({e}); rebuilding it")
-    data = decode(folder, wnids)
-    try:
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        torch.save(data, tmp)
-        os.replace(tmp, cache)  # atomic: a concurrent reader sees the old file or the whole new one
-    except OSError as e:
-        warnings.warn(f"cannot write the Tiny ImageNet cache {cache} ({e}); images will be decoded again")
-    return data
+    return load_or_build(folder / CACHE_NAME, lambda data: data.get("wnids") == wnids,
+                         lambda: decode(folder, wnids), "Tiny ImageNet")
 
 
 def decode(folder: Path, wnids: list[str]) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -42,14 +43,21 @@ def digits_cnn(num_classes: int, in_channels: int, image_size: int, *, width: fl
 
 @MODELS.register("digits_mlp")
 def digits_mlp(num_classes: int, in_channels: int, image_size: int, *,
+               sample_shape: Sequence[int] | None = None,
                hidden: Sequence[int] = (256, 128)) -> nn.Module:
-    """MLP: flatten, then ``Linear -> ReLU`` for each width in ``hidden``, then a linear
-    classifier (an empty ``hidden`` gives multinomial logistic regression)."""
+    """MLP (see :func:`mlp`) on samples of any shape (images, signals), flattened."""
+    shape = sample_shape or (in_channels, image_size, image_size)
+    return mlp(num_classes, math.prod(shape), hidden)
+
+
+def mlp(num_classes: int, in_features: int, hidden: Sequence[int]) -> nn.Sequential:
+    """Flatten, then ``Linear -> ReLU`` for each width in ``hidden``, then a linear classifier
+    (an empty ``hidden`` gives multinomial logistic regression)."""
     if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not all(
             isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
         raise ValueError(f"hidden must be a list of positive integers, got {hidden!r}")
     layers: list[nn.Module] = [nn.Flatten()]
-    previous = in_channels * image_size * image_size
+    previous = in_features
     for width in hidden:
         layers += [nn.Linear(previous, width), nn.ReLU(inplace=True)]
         previous = width

@@ -181,3 +181,15 @@ def test_imp_learning_rate_rewinding_keeps_the_trained_weights():
     assert lrs[2] == lrs[1]  # the branch restarts the schedule at epoch 1
     assert exp.rewind_weights is None
     assert run(build_config({**FAST, "method": "imp", "sparsity": 0.2}))["test_acc"] is not None
+
+
+def test_force_scores_fresh_batches_at_every_iteration():
+    """As the reference implementation, each of FORCE's T iterations sees new training batches."""
+    exp = Experiment(build_config({**FAST, "method": "force", "sparsity": 0.9, "prune_iterations": 4,
+                                   "prune": {"score_batches": 2}}))
+    batches = exp._score_batches()
+    assert len(batches) == 8
+    firsts = [b[1] for b in batches[::2]]
+    assert all(not torch.equal(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1:])
+    m = exp.run()
+    assert m["prune_samples"] == sum(len(y) for _, y in batches)

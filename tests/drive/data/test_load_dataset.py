@@ -31,7 +31,8 @@ def user_module(tmp_path, monkeypatch):
 
 
 def test_builtin_names_are_registered():
-    assert DATASETS.names() == ["cifar10", "cifar100", "digits", "imagenet", "synthetic", "tinyimagenet"]
+    assert DATASETS.names() == ["cifar10", "cifar100", "digits", "imagenet", "mnist1d", "synthetic",
+                                "tinyimagenet"]
 
 
 def test_unknown_name_lists_the_allowed_ones():

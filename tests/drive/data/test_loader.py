@@ -191,7 +191,11 @@ def test_cuda_batches_equal_cpu_batches():
 
 def test_image_data_checks_its_tensors():
     images = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
-    with pytest.raises(DataError, match="uint8"):
+    for bad in (images.double(), images.int(), images[:, 0, 0]):  # other dtypes, (N, L) without C
+        with pytest.raises(DataError, match=r"uint8 or float32 \(N, C, H, W\) or \(N, C, L\)"):
+            ImageData(bad, torch.zeros(4, dtype=torch.long), bad, torch.zeros(4, dtype=torch.long),
+                      num_classes=2, mean=(0.5,), std=(0.5,))
+    with pytest.raises(DataError, match="differ in dtype"):
         ImageData(images.float(), torch.zeros(4, dtype=torch.long), images, torch.zeros(4, dtype=torch.long),
                   num_classes=2, mean=(0.5,), std=(0.5,))
     with pytest.raises(DataError, match=r"\[0, 2\)"):
@@ -200,3 +204,74 @@ def test_image_data_checks_its_tensors():
     with pytest.raises(DataError, match="mean and std"):
         ImageData(images, torch.zeros(4, dtype=torch.long), images, torch.zeros(4, dtype=torch.long),
                   num_classes=2, mean=(0.5, 0.5, 0.5), std=(0.5,) * 3)
+
+
+# ---- float samples and 1-D signals ------------------------------------------------------------
+
+def make_signals(n=20, length=12, channels=2, **kwargs) -> ImageData:
+    """float32 (N, C, L) signals; labels are the sample indices."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(n, channels, length, generator=g) * 3 + 1
+    return ImageData(x, torch.arange(n), x[:7].clone(), torch.arange(7), num_classes=n,
+                     mean=(1.0, 0.5), std=(3.0, 2.0), **kwargs)
+
+
+def reference_shift_flip(signal, shift, flip, padding, pad_mode):
+    mode = "reflect" if pad_mode == "reflect" else "constant"
+    padded = F.pad(signal[None], (padding, padding), mode=mode)[0]
+    window = padded[:, shift:shift + signal.shape[-1]]
+    return window.flip(-1) if flip else window
+
+
+def test_float_signals_are_normalised_in_their_own_units_without_touching_the_data():
+    data = make_signals()
+    stored = data.train_images.clone()
+    train, test = make_loaders(data, DataConfig(), 8, 5, torch.device("cpu"), 0, channels_last=True)
+    x, y = epoch(test)
+    expected = (data.test_images - torch.tensor([1.0, 0.5]).view(-1, 1)) / torch.tensor([3.0, 2.0]).view(-1, 1)
+    assert x.shape == (7, 2, 12) and x.dtype == torch.float32 and x.is_contiguous()
+    torch.testing.assert_close(x, expected)
+    x, y = epoch(train, 1)
+    assert sorted(y.tolist()) == list(range(20)) and y.tolist() != list(range(20))
+    torch.testing.assert_close(x, (data.train_images[y] - torch.tensor([1.0, 0.5]).view(-1, 1))
+                               / torch.tensor([3.0, 2.0]).view(-1, 1))
+    assert torch.equal(data.train_images, stored) and torch.equal(data.test_images, stored[:7])
+
+
+def test_uint8_signals_are_scaled_like_images():
+    x = torch.arange(2 * 1 * 6, dtype=torch.uint8).view(2, 1, 6) * 20
+    data = ImageData(x, torch.arange(2), x, torch.arange(2), num_classes=2, mean=(0.5,), std=(0.25,))
+    out, _ = epoch(make_loaders(data, DataConfig(), 2, 2, torch.device("cpu"), 0)[1])
+    torch.testing.assert_close(out, (x.float() / 255 - 0.5) / 0.25)
+
+
+@pytest.mark.parametrize("pad_mode", ["reflect", "zeros"])
+def test_crop_flip_of_signals_matches_per_signal_reference(pad_mode):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(10, 2, 9, generator=g) + 1  # no zero: only zero padding can bring one
+    padding = 3
+    shifts = torch.randint(0, 2 * padding + 1, (10, 2), generator=g)
+    shifts[:2, 1] = torch.tensor([0, 6])  # the extreme windows; the row offset is ignored
+    flips = torch.rand(10, generator=g) < 0.5
+    out = crop_flip(x, padding, pad_mode, shifts, flips)
+    for i in range(10):
+        ref = reference_shift_flip(x[i], int(shifts[i, 1]), bool(flips[i]), padding, pad_mode)
+        assert torch.equal(out[i], ref), i
+    assert (out == 0).any() == (pad_mode == "zeros")
+
+
+def test_signal_augmentation_is_a_function_of_seed_and_epoch():
+    data = make_signals(augment=True, crop_padding=2, flip=True)
+    a, b = epoch(loaders(data)[0], 4), epoch(loaders(data)[0], 4)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    c = epoch(loaders(data)[0], 5)
+    assert not torch.equal(a[0], c[0])
+    normalised = (data.train_images - torch.tensor([1.0, 0.5]).view(-1, 1)) / torch.tensor([3.0, 2.0]).view(-1, 1)
+    shifted = 0
+    for out, i in zip(a[0], a[1].tolist()):
+        candidates = [reference_shift_flip(normalised[i], s, f, 2, "reflect") for s in range(5) for f in (0, 1)]
+        assert any(torch.allclose(out, ref, atol=1e-6) for ref in candidates), i
+        shifted += not torch.allclose(out, normalised[i], atol=1e-6)
+    assert shifted > 10
+    with pytest.raises(DataError, match=r"data.crop_padding: must be smaller than the sample side \(12\)"):
+        loaders(data, crop_padding=12)

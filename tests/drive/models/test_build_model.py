@@ -29,6 +29,14 @@ USER_MODULE = """
     def bad_signature(num_classes):
         return nn.Linear(1, num_classes)
 
+    def shaped(num_classes, in_channels, image_size, *, sample_shape, hidden=4):
+        features = 1
+        for d in sample_shape:
+            features *= d
+        model = nn.Sequential(nn.Flatten(), nn.Linear(features, hidden), nn.Linear(hidden, num_classes))
+        model.seen = (in_channels, image_size, sample_shape)
+        return model
+
     NOT_CALLABLE = 3
 """
 
@@ -44,7 +52,8 @@ def user_module(tmp_path, monkeypatch) -> str:
 
 def test_registered_names():
     assert MODELS.names() == sorted(["resnet18", "resnet20", "vgg16_bn", "alexnet", "digits_cnn",
-                                     "digits_mlp", "tv_resnet18", "tv_resnet50"])
+                                     "digits_mlp", "mnist1d_cnn", "mnist1d_mlp", "tv_resnet18",
+                                     "tv_resnet50"])
 
 
 def test_import_path_model_builds_like_a_builtin(user_module):
@@ -108,3 +117,22 @@ def test_bad_shapes_name_their_field(field, args):
 def test_wrongly_typed_width_is_a_model_args_error():
     with pytest.raises(ModelError, match="^model_args: width must be a positive number, got 'wide'"):
         build_model("digits_cnn", 10, 1, 8, width="wide")
+
+
+def test_a_factory_that_names_sample_shape_gets_it(user_module):
+    """Signals and non-square images reach factories that declare ``sample_shape``; without the
+    argument the shape is the square default."""
+    signal = build_model(f"{user_module}:shaped", 10, 2, 40, sample_shape=(2, 40), hidden=8)
+    assert signal.seen == (2, 40, (2, 40)) and signal(torch.randn(3, 2, 40)).shape == (3, 10)
+    wide = build_model(f"{user_module}:shaped", 10, 3, 6, sample_shape=[3, 6, 10])
+    assert wide.seen == (3, 6, (3, 6, 10)) and wide(torch.randn(1, 3, 6, 10)).shape == (1, 10)
+    assert build_model(f"{user_module}:shaped", 10, 1, 8).seen == (1, 8, (1, 8, 8))
+
+
+def test_a_factory_without_sample_shape_takes_images_only(user_module):
+    """Existing factories are called as before: (C, H, W) images, ``image_size`` the height."""
+    tiny = build_model(f"{user_module}:tiny", 10, 1, 8, sample_shape=(1, 8, 8))
+    assert tiny(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(ModelError, match=r"^model: '.*:tiny' takes images \(C, H, W\); the data set's "
+                                         r"samples are \(1, 40\)"):
+        build_model(f"{user_module}:tiny", 10, 1, 40, sample_shape=(1, 40))
