@@ -11,7 +11,8 @@ pickle format into a temporary folder.
 * plain_best: the best plain recipe a user would write: the same, plus channels_last model and
   batches, bf16 autocast and cudnn.benchmark on CUDA, and the fused SGD kernel.
 * project: ``drive.data.load_dataset("cifar10")`` + ``drive.data.make_loaders`` (uint8 images
-  held on the device, crop and flip on the device) + ``drive.train.train_epoch`` with
+  held on the device, crop, flip and normalisation of the whole epoch at once on the device,
+  bf16 batches on CUDA) + ``drive.train.train_epoch`` with
   90%-sparse masks and the project's default settings: channels_last (CPU and CUDA), fused SGD,
   ``train.compile`` as resolved for the device (on CUDA: compiled with CUDA graphs), and on
   CUDA bf16 autocast and cudnn.benchmark.
@@ -52,7 +53,7 @@ from drive.data import load_dataset, make_loaders
 from drive.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from drive.masks import Masks
 from drive.models import build_model
-from drive.train import autocast, compile_enabled, make_optimizer, train_epoch, training_model
+from drive.train import autocast, compile_enabled, input_dtype, make_optimizer, train_epoch, training_model
 
 CIFAR10_TRAIN = 50_000
 H100_EPOCH_TARGET_S = 3.0
@@ -161,7 +162,7 @@ def project_case(model_name: str, root: Path, opts: argparse.Namespace,
     masks = Masks.for_model(model)
     masks.prune_to({n: w.detach().abs() for n, w in masks.weights.items()}, 0.1)
     train, _ = make_loaders(data, data_cfg, cfg.batch_size, cfg.eval_batch_size, device, opts.seed,
-                            channels_last=channels_last)
+                            channels_last=channels_last, dtype=input_dtype(cfg, device))
     optimizer = make_optimizer(model, cfg)
     stepper = training_model(model, cfg, device)
     warm_batches = None if compile_enabled(cfg, device) else opts.warmup_batches

@@ -32,7 +32,8 @@ from drive.plan import Stage, make_plan
 from drive.prune import prune_iteratively
 from drive.scores import ScoreContext
 from drive.state import CheckpointError, cpu_copy
-from drive.train import Diverged, evaluate, make_optimizer, make_scheduler, train_epoch, training_model
+from drive.train import (Diverged, evaluate, input_dtype, make_optimizer, make_scheduler, train_epoch,
+                         training_model)
 
 STATE_VERSION = 3  # 3: masks packed as bits, init weights only when the plan rewinds to them
 READABLE_VERSIONS = (2, 3)
@@ -86,7 +87,7 @@ class Experiment:
         self.train_model = training_model(self.model, cfg.train, self.device)  # maybe compiled
         self.train_batches, self.test_batches = make_loaders(
             self.data, cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, self.device,
-            cfg.seed, channels_last=self.channels_last)
+            cfg.seed, channels_last=self.channels_last, dtype=input_dtype(cfg.train, self.device))
         self.plan = make_plan(cfg)
         # the initial weights are kept only where a stage rewinds to them (DRIVE's rewind: init);
         # IMP rewinds to its own snapshot at rewind_epoch (at 0 the same values, stored once)
@@ -208,8 +209,8 @@ class Experiment:
                 self.data, per_class, count, seed)]
         self.train_batches.set_epoch(-1 - group)
         batches = []
-        for batch in self.train_batches:
-            batches.append(batch)
+        for x, y in self.train_batches:  # scoring runs without autocast: float32 batches
+            batches.append((x.float(), y))
             if len(batches) == count:
                 break
         return batches

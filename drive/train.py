@@ -79,6 +79,12 @@ def training_model(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     return torch.compile(model, mode=mode)
 
 
+def input_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
+    """The dtype batches are delivered in: bf16 where training runs under bf16 autocast (its
+    first layer would cast float32 input to bf16 anyway), else float32."""
+    return torch.bfloat16 if cfg.bf16 and device.type == "cuda" else torch.float32
+
+
 @dataclass
 class EpochStats:
     loss: float

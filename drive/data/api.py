@@ -52,12 +52,13 @@ def prepare_dataset(name: str, cfg: DataConfig | None = None) -> None:
 
 
 def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_size: int,
-                 device: torch.device | str, seed: int,
-                 channels_last: bool = False) -> tuple[Loader, Loader]:
+                 device: torch.device | str, seed: int, channels_last: bool = False,
+                 dtype: torch.dtype = torch.float32) -> tuple[Loader, Loader]:
     """The training loader (shuffled, augmented) and the test loader (stored order, plain).
 
-    Both yield ``(x, y)`` on ``device``: x float32 normalised ``(N, C, H, W)`` (channels_last
-    memory format if asked) or ``(N, C, L)``, y int64 ``(N,)``. ``train_loader.set_epoch(e)`` selects the epoch;
+    Both yield ``(x, y)`` on ``device``: x normalised ``(N, C, H, W)`` (channels_last memory
+    format if asked) or ``(N, C, L)`` of ``dtype`` (float32, or bf16 for training under bf16
+    autocast), y int64 ``(N,)``. ``train_loader.set_epoch(e)`` selects the epoch;
     order and augmentation are a pure function of ``(seed, e)``.
 
     Raises:
@@ -65,7 +66,7 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
     """
     device = torch.device(device)
     normalizer = Normalizer(data.mean, data.std, device, channels_last,
-                            normalize_float=isinstance(data, ImageData))
+                            normalize_float=isinstance(data, ImageData), dtype=dtype)
     if isinstance(data, FolderData):
         return (FolderLoader(data.train, normalizer, batch_size, device, seed, True, cfg.num_workers),
                 FolderLoader(data.test, normalizer, eval_batch_size, device, seed, False, cfg.num_workers))

@@ -97,4 +97,4 @@ class FolderLoader:
         items = [dataset[(int(i), derive_seed(self.sampler.seed, -1, int(i)))] for i in index]
         x = torch.stack([torch.as_tensor(item[0]) for item in items]).to(self.device)
         y = torch.as_tensor([int(item[1]) for item in items], dtype=torch.int64, device=self.device)
-        return self.normalizer(x), y
+        return self.normalizer(x).float(), y  # float32 for scoring, which runs without autocast
