@@ -44,6 +44,9 @@ class DataConfig(_Section):
     flip: bool | None = Field(None, description="random horizontal flip; None = the data set's default")
     on_device: bool = Field(True, description="keep small image sets on the training device")
     num_workers: int = Field(4, ge=0, description="DataLoader workers for folder data sets (imagenet)")
+    decode: Literal["auto", "pil", "cpu", "device"] = Field(
+        "auto", description="JPEG decoding of imagenet: pil or cpu (torchvision) in the workers, or "
+        "device (batched on the GPU); auto = device on CUDA, cpu elsewhere")
     image_size: int | None = Field(None, ge=4, description="synthetic/imagenet image side; None = default")
     num_classes: int | None = Field(None, ge=2, description="synthetic class count; None = default")
     channels: int | None = Field(None, ge=1, description="synthetic channel count; None = default")

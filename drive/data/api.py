@@ -9,6 +9,7 @@ from drive.data.args import check_args
 from drive.data.augment import Normalizer
 from drive.data.base import DATASETS, AnyData, DataError, FolderData, ImageData
 from drive.data.folder_loader import FolderLoader
+from drive.data.jpeg import encoded, resolve_decode
 from drive.data.loader import ImageLoader
 from drive.registry import RegistryError
 
@@ -68,8 +69,14 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
     normalizer = Normalizer(data.mean, data.std, device, channels_last,
                             normalize_float=isinstance(data, ImageData), dtype=dtype)
     if isinstance(data, FolderData):
-        return (FolderLoader(data.train, normalizer, batch_size, device, seed, True, cfg.num_workers),
-                FolderLoader(data.test, normalizer, eval_batch_size, device, seed, False, cfg.num_workers))
+        mode = resolve_decode(cfg.decode, device)
+        out = []
+        for dataset, size, shuffle in ((data.train, batch_size, True), (data.test, eval_batch_size, False)):
+            served = encoded(dataset, mode, device)  # JPEG folders decoded by torchvision
+            dataset, collate, on_batch = served if served is not None else (dataset, None, None)
+            out.append(FolderLoader(dataset, normalizer, size, device, seed, shuffle, cfg.num_workers,
+                                    collate_fn=collate, on_batch=on_batch))
+        return out[0], out[1]
     padding, flip = data.augmentation(cfg)
     side = min(data.train_images.shape[2:])
     if cfg.pad_mode == "reflect" and padding >= side:
