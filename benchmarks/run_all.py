@@ -33,6 +33,7 @@ BENCHMARKS = {
     "results": "benchmarks.bench_results_loading",
     "compile": "benchmarks.bench_compile",
     "before_after": "benchmarks.bench_before_after",
+    "imagenet_input": "benchmarks.bench_imagenet_input",
 }
 
 

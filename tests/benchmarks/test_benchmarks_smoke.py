@@ -128,3 +128,19 @@ def test_before_after_extracts_a_commit_and_probes_a_tree(tmp_path):
     cases = {r["case"]: r for r in result["rows"]}
     assert set(cases) == {f"step_ms {m} {p}" for m in ("digits_cnn", "resnet20") for p in ("dense", "sparse")}
     assert all(r["after"] > 0 and "before" not in r for r in cases.values())
+
+
+def test_imagenet_input_times_every_decode_mode_on_real_jpeg_files(tmp_path):
+    from PIL import Image
+
+    from benchmarks import bench_imagenet_input
+
+    assert bench_imagenet_input.write_imagenet(tmp_path, 6, classes=2) > 0
+    with Image.open(next((tmp_path / "train").rglob("*.JPEG"))) as image:
+        assert image.format == "JPEG" and max(image.size) == 500
+    opts = bench_imagenet_input.build_parser().parse_args(
+        ["--images", "8", "--image-size", "32", "--batch-size", "4", "--workers", "0", "--repeat", "1",
+         "--device", "cpu"])
+    rows = bench_imagenet_input.run(opts)["rows"]
+    assert [(r["mode"], r["workers"]) for r in rows] == [("pil", 0), ("cpu", 0), ("device", 0)]
+    assert all(r["img_s"] > 0 for r in rows) and rows[0]["vs_pil_same_workers"] == 1
