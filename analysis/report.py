@@ -59,15 +59,16 @@ FIGURES = [
 
 
 def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
-                 sparsity: float | None = None) -> Path:
+                 sparsity: float | None = None, frame: pd.DataFrame | None = None) -> Path:
     """Write the report of the experiment folders/metrics files ``paths`` into ``out_dir``.
 
     ``sparsity`` picks the level of the one-level figures (cost view, heatmap, layers); by
-    default the level with the most methods. Returns the path of ``report.md``. Raises
+    default the level with the most methods. ``frame``: the tidy results of ``paths`` when
+    already loaded (e.g. from object storage). Returns the path of ``report.md``. Raises
     :class:`~analysis.results.ResultsError` when no trial is found.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    df = load(paths)
+    df = load(paths) if frame is None else frame
     if df.empty:
         raise ResultsError(f"no trial results found in {', '.join(map(str, paths))}")
     out = Path(out_dir)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from benchmarks.common import (Case, best, csv_list, device_argument, entry_poin
 from benchmarks.peak import measured_peak, training_flops
 from drive.config import DataConfig, TrainConfig
 from drive.data import load_dataset, make_loaders
+from drive.data.safe_pickle import dump_batch
 from drive.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from drive.masks import Masks
 from drive.models import build_model
@@ -81,16 +81,14 @@ def write_cifar10(root: Path, n_train: int, n_test: int = 100, seed: int = 0) ->
         entry = {"batch_label": name, "labels": rng.integers(0, 10, n).tolist(),
                  "data": rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8),
                  "filenames": [f"{name}_{i}.png" for i in range(n)]}
-        with open(folder / name, "wb") as f:
-            pickle.dump(entry, f, protocol=2)
+        dump_batch(entry, folder / name)
 
     for i, (name, _) in enumerate(CIFAR10.train_list):  # n_train split over the five batches
         dump(name, n_train // 5 + (i < n_train % 5))
     dump(CIFAR10.test_list[0][0], n_test)
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    with open(folder / CIFAR10.meta["filename"], "wb") as f:
-        pickle.dump({"label_names": classes, "num_cases_per_batch": n_train // 5, "num_vis": 3072}, f,
-                    protocol=2)
+    dump_batch({"label_names": classes, "num_cases_per_batch": n_train // 5, "num_vis": 3072},
+               folder / CIFAR10.meta["filename"])
 
 
 def _model(name: str, device: torch.device, seed: int) -> torch.nn.Module:
@@ -152,7 +150,7 @@ def project_case(model_name: str, root: Path, opts: argparse.Namespace,
     channels_last, fused SGD, train.compile as resolved for the device, and on CUDA bf16
     autocast and cudnn.benchmark, as drive.experiment sets them up), and its data pipeline
     alone. A compiled model is warmed up with a whole epoch (every batch shape compiled)."""
-    data_cfg = DataConfig(root=str(root))
+    data_cfg = DataConfig(root=str(root), verify=False)  # generated files, not the official ones
     cfg = TrainConfig(batch_size=opts.batch_size, lr=opts.lr, momentum=0.9, weight_decay=5e-4)
     data = load_dataset("cifar10", data_cfg)
     channels_last = cfg.channels_last

@@ -9,6 +9,7 @@ Every validation problem becomes one line ``field: what is allowed`` (see :class
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,9 +32,10 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the data set lives and how it is loaded and augmented."""
 
-    root: str = Field("./data", description="folder holding (or receiving) the data set files")
+    root: str = Field("./data", description="folder holding (or receiving) the data set files; "
+                      "$VARIABLES are expanded where the config is built (on each node in a sweep)")
     download: bool = Field(False, description="download with torchvision's code when missing")
-    verify: bool = Field(False, description="check file checksums when loading")
+    verify: bool = Field(True, description="check files against the official archive's md5 when loading")
     args: dict[str, Any] = Field(default_factory=dict,
                                  description="options of the data set's factory (e.g. mnist1d's num_samples)")
     split_seed: int = Field(0, ge=0, description="seed of the train/test split (digits)")
@@ -52,6 +54,11 @@ class DataConfig(_Section):
     channels: int | None = Field(None, ge=1, description="synthetic channel count; None = default")
     train_size: int | None = Field(None, ge=1, description="synthetic train size / cap on any train set")
     test_size: int | None = Field(None, ge=1, description="synthetic test size / cap on any test set")
+
+    @field_validator("root")
+    @classmethod
+    def _expand_variables(cls, v: str) -> str:
+        return os.path.expandvars(v)
 
 
 class TrainConfig(_Section):

@@ -353,8 +353,9 @@ class Experiment:
         if state.get("version") not in READABLE_VERSIONS:
             raise CheckpointError(f"checkpoint: state version {state.get('version')} is not one of "
                                   f"{', '.join(map(str, READABLE_VERSIONS))}")
-        if state["config"] != self.cfg.model_dump(mode="json"):
-            diff = sorted(k for k in state["config"] if state["config"][k] != self.cfg.model_dump(mode="json").get(k))
+        saved, current = _same_experiment(_with_defaults(state["config"])), _same_experiment(self.cfg.model_dump(mode="json"))
+        if saved != current:
+            diff = sorted(k for k in saved if saved[k] != current.get(k))
             raise CheckpointError(f"checkpoint: made with a different config (differs in: {', '.join(diff)})")
         self.stage_index, self.epoch, self.epochs_done = state["stage"], state["epoch"], state["epochs_done"]
         self.model.load_state_dict(state["model"])
@@ -393,3 +394,18 @@ def run(config: ExperimentConfig, callback: Callback | None = None,
         state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one experiment (from ``state`` when given) and return its metrics."""
     return Experiment(config, state).run(callback)
+
+
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the fields added since it was saved at their defaults (a state of an
+    earlier version resumes when nothing it did set differs)."""
+    try:
+        return ExperimentConfig.model_validate(config).model_dump(mode="json")
+    except Exception:  # noqa: BLE001 - then it is compared as saved and the difference named
+        return config
+
+
+def _same_experiment(config: dict[str, Any]) -> dict[str, Any]:
+    """A config without where this node keeps its data files (``data.root`` may expand to
+    another folder on the node a trial resumes on): that is not part of the experiment."""
+    return {**config, "data": {k: v for k, v in config.get("data", {}).items() if k not in ("root", "download")}}

@@ -170,12 +170,14 @@ def finish_sweep(path: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import write_report
+    from sweeps.storage import exists, load_results
 
     for path in args.experiment_dirs:
-        if not Path(path).exists():
+        if not exists(path):
             raise UsageError(f"EXPERIMENT_DIR: {path} does not exist")
     check_writable(Path(args.out), "--out")
-    report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity)
+    frame = load_results(args.experiment_dirs)  # local folders, or straight from s3:// / gs://
+    report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity, frame=frame)
     print(f"report written to {report}")
     return 0
 

@@ -16,7 +16,8 @@ import os
 # Ray's classic progress table (CLIReporter) shows the sweep axes compactly; the newer output
 # prints every finished trial's full result, which is hundreds of lines for a pruning sweep.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# result.json is the contract (docs/results.md); the loggers are chosen in _run_config.
+# result.json is the contract (docs/results.md); the other loggers are the sweep file's
+# `loggers` (sweeps/loggers.py), so Tune adds none of its own.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # Short trials checkpoint often by design (phase boundaries); Tune's hint about it is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -29,6 +30,7 @@ import yaml
 
 from drive.config import DataConfig
 from drive.data import prepare_dataset
+from sweeps.loggers import make_callbacks
 from sweeps.space import expand_trials, param_space, trial_dirname
 from sweeps.spec import SweepError, SweepSpec, load_spec, trial_config
 from sweeps.storage import ensure_writable, experiment_exists, read_text, write_text
@@ -63,43 +65,24 @@ def resolved_base(spec: SweepSpec) -> dict[str, Any]:
     """The base experiment config with a relative data root made absolute.
 
     Tune runs each trial inside its own folder, so ``./data`` must be pinned to the launch
-    directory (``~`` is kept: every node expands it itself).
+    directory (``~`` and ``$VARIABLE`` are kept: every node expands them itself).
     """
     base = copy.deepcopy(spec.experiment)
     root = base.setdefault("data", {}).get("root", DataConfig().root)
-    if not root.startswith("~") and not Path(root).is_absolute():
+    if not root.startswith(("~", "$")) and not Path(root).is_absolute():
         base["data"]["root"] = str(Path(root).resolve())
     return base
 
 
-def prepare_data(base: dict[str, Any], trials: list[dict[str, Any]]) -> list[tuple[str, dict]]:
-    """Download/verify every data set the trials use, once, here; return them for other nodes."""
+def prepare_data(base: dict[str, Any], trials: list[dict[str, Any]]) -> None:
+    """Download/verify every data set the trials use, here, before Ray starts (bad data fails
+    fast); each trial prepares its own node's copy again, once per node (``prepare_dataset``)."""
     needed = {}
     for trial in trials:
         cfg = trial_config(base, trial)
         needed[(cfg.dataset, cfg.data.model_dump_json())] = (cfg.dataset, cfg.data.model_dump(mode="json"))
     for name, data in needed.values():
         prepare_dataset(name, DataConfig(**data))
-    return list(needed.values())
-
-
-def _prepare_on_every_node(datasets: list[tuple[str, dict]]) -> None:
-    """On a cluster, each node prepares its copy before trials start (no download races)."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    @ray.remote(num_cpus=0)
-    def prepare(items: list[tuple[str, dict]]) -> None:
-        for name, data in items:
-            prepare_dataset(name, DataConfig(**data))
-
-    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
-    refs = [prepare.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(datasets)
-            for n in nodes]
-    try:
-        ray.get(refs)
-    except ray.exceptions.RayTaskError as e:
-        raise e.as_instanceof_cause() from None
 
 
 def init_ray(address: str | None) -> None:
@@ -108,11 +91,13 @@ def init_ray(address: str | None) -> None:
 
     if ray.is_initialized():
         return
+    # trials' own output reaches the terminal; Ray's info lines in them (one per checkpoint) do not
+    quiet = ray.LoggingConfig(log_level="WARNING")
     if address:
-        ray.init(address=address)
+        ray.init(address=address, logging_config=quiet)
         return
     paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    ray.init(dashboard_host="127.0.0.1", logging_level="warning", log_to_driver=False,
+    ray.init(dashboard_host="127.0.0.1", logging_level="warning", logging_config=quiet,
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
 
 
@@ -158,10 +143,10 @@ def _run_config(spec: SweepSpec, verbose: int):
         metric_columns={"phase": "phase", "epochs_done": "epochs", "density": "density",
                         "test_acc": "test_acc"},
         max_report_frequency=spec.report_every_s)
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
+    # trial output goes to the terminal and to stdout/stderr files in each trial folder
     return tune.RunConfig(name=spec.name, storage_path=storage, verbose=verbose, progress_reporter=reporter,
-                          callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],
+                          callbacks=make_callbacks(spec.loggers, spec.name, spec.experiment_path(), spec.is_remote),
+                          log_to_file=True, sync_config=tune.SyncConfig(sync_artifacts=True),
                           failure_config=tune.FailureConfig(max_failures=spec.retries),
                           checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints))
 
@@ -177,13 +162,11 @@ def run_sweep(spec: SweepSpec, address: str | None = None, verbose: int = 1) -> 
     ensure_writable(path)
     trials = expand_trials(spec)
     base = resolved_base(spec)
-    datasets = prepare_data(base, trials)
+    prepare_data(base, trials)
     meta = provenance()
     write_text(f"{path}/{SPEC_FILE}", yaml.safe_dump(
         {"spec": spec.model_dump(mode="json"), "base": base, "provenance": meta}, sort_keys=False))
     init_ray(address)
-    if address:
-        _prepare_on_every_node(datasets)
     tuner = tune.Tuner(make_trainable(spec, base, trials, meta), param_space=param_space(spec, trials),
                        tune_config=_tune_config(spec), run_config=_run_config(spec, verbose))
     tuner.fit()

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeps.storage import local_copy, upload
+from sweeps.storage import load_results, upload
 
 
 def write_results(path: str) -> pd.DataFrame:
     """Load every trial of the sweep at ``path`` and write ``results.csv``/``results.parquet`` there."""
-    from analysis.results import load, save
+    from analysis.results import save
 
-    frame = load([local_copy(path)])
+    frame = load_results([path])
     with tempfile.TemporaryDirectory() as tmp:
         save(frame, Path(tmp) / "results")
         for suffix in ("csv", "parquet"):

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from drive.config import (ConfigError, ExperimentConfig, apply_overrides, format_validation_error,
                           read_yaml)
+from sweeps.loggers import DEFAULT_LOGGERS, logger_entries
 
 SAMPLERS = ("choice", "uniform", "loguniform", "randint", "quniform")
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
@@ -80,6 +81,15 @@ class SweepSpec(_Section):
     keep_checkpoints: int = Field(2, ge=1)
     reuse_actors: bool = Field(True, description="run trials in reused worker processes (less start-up)")
     report_every_s: float = Field(10.0, gt=0, description="seconds between progress tables")
+    loggers: list[Any] = Field(default_factory=lambda: list(DEFAULT_LOGGERS),
+                               description="tensorboard, csv, json (always), mlflow, wandb; "
+                                           "{name: {options}} passes options to Ray's callback")
+
+    @field_validator("loggers")
+    @classmethod
+    def _known_loggers(cls, v: list[Any]) -> list[Any]:
+        logger_entries(v)
+        return v
 
     @field_validator("sweep")
     @classmethod

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path, PurePosixPath
 
+import pandas as pd
 import pyarrow.fs as pafs
 
 from sweeps.spec import REMOTE_SCHEMES, SweepError
@@ -54,21 +57,52 @@ def ensure_writable(path: str) -> None:
         raise SweepError([f"storage: cannot write to {path} ({str(e).splitlines()[0] if str(e) else e})"]) from None
 
 
-def local_copy(path: str) -> Path:
-    """A local folder with the experiment's result files: ``path`` itself when local, else a
-    temporary copy of every trial's result files (no checkpoints)."""
-    if not path.startswith(REMOTE_SCHEMES):
-        return Path(path).expanduser().resolve()
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is an object-store or other URI rather than a local (or NFS) folder."""
+    return str(path).startswith(REMOTE_SCHEMES)
+
+
+def exists(path: str) -> bool:
+    """Whether ``path`` (a local path or a URI) is a file or a folder."""
+    fs, p = _fs(path)
+    return fs.get_file_info(p).type != pafs.FileType.NotFound
+
+
+@contextmanager
+def local_copy(path: str) -> Iterator[Path]:
+    """A local folder with the experiment's result files: ``path`` itself when local; else a
+    temporary copy of every trial's result files (no checkpoints), deleted on leaving the
+    context. The copy has the experiment folder's own name, so the results read from it carry
+    that name (the ``experiment`` column)."""
+    if not is_remote(path):
+        yield Path(path).expanduser().resolve()
+        return
     fs, root = _fs(path)
-    target = Path(tempfile.mkdtemp(prefix="drive-sweep-results-"))
-    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
-        if info.type == pafs.FileType.File and info.base_name in RESULT_FILES:
-            rel = info.path[len(root):].lstrip("/")
-            dest = target / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with fs.open_input_stream(info.path) as f:
-                dest.write_bytes(f.read())
-    return target
+    root = root.rstrip("/")
+    with tempfile.TemporaryDirectory(prefix="drive-sweep-results-") as tmp:
+        target = Path(tmp) / (PurePosixPath(root).name or "experiment")
+        target.mkdir()
+        for info in fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True)):
+            if info.type == pafs.FileType.File and info.base_name in RESULT_FILES:
+                dest = target / info.path[len(root):].lstrip("/")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with fs.open_input_stream(info.path) as f:
+                    dest.write_bytes(f.read())
+        yield target
+
+
+def load_results(paths: list[str]) -> pd.DataFrame:
+    """``analysis.results.load`` of local experiment folders and URIs (``s3://...``) alike; the
+    ``path`` column of a remote trial holds its URI, not the temporary copy it was read from."""
+    from analysis.results import load
+
+    with ExitStack() as stack:
+        copies = {p: stack.enter_context(local_copy(p)) for p in paths}
+        frame = load(list(copies.values()))
+        for uri, copy in copies.items():
+            if is_remote(uri):
+                frame["path"] = frame["path"].str.replace(str(copy), uri.rstrip("/"), n=1, regex=False)
+    return frame
 
 
 def upload(local_file: Path, path: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ray import tune
 
+from drive.data import prepare_dataset
 from drive.experiment import Experiment, Progress
 from drive.state import load_state, save_state
 from sweeps.space import sampled_overrides
@@ -69,6 +70,7 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], trials: list[dict
               checkpoint_every: int, provenance: dict[str, Any]) -> None:
     """Tune entry point (bind the keyword arguments with ``tune.with_parameters``)."""
     cfg = trial_config(base, overrides_for(config, trials))
+    prepare_dataset(cfg.dataset, cfg.data)  # once per node, under a lock: nodes may join late
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:

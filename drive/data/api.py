@@ -1,4 +1,4 @@
-"""The entry points the experiment code uses: load, prepare and serve a data set."""
+"""The entry points the experiment code uses: load and serve a data set."""
 
 from __future__ import annotations
 
@@ -38,18 +38,6 @@ def load_dataset(name: str, cfg: DataConfig | None = None) -> AnyData:
     if not isinstance(data, (ImageData, FolderData)):
         raise DataError(f"dataset: {name!r} returned {type(data).__name__}, expected ImageData or FolderData")
     return data.capped(cfg.train_size, cfg.test_size, cfg.split_seed)
-
-
-def prepare_dataset(name: str, cfg: DataConfig | None = None) -> None:
-    """Download (when ``cfg.download``) and check a data set once, before parallel trials start.
-
-    It loads the data set once and drops it, so every check that loading does is done here (and
-    derived files such as Tiny ImageNet's tensor cache are written by one process only).
-
-    Raises:
-        DataError: as :func:`load_dataset`.
-    """
-    load_dataset(name, cfg)
 
 
 def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_size: int,

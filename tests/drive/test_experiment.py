@@ -208,6 +208,10 @@ def test_resume_refuses_a_state_of_another_config():
         run(config(method="snip"), callback)
     with pytest.raises(CheckpointError, match="different config.*sparsity"):
         Experiment(config(method="snip", sparsity=0.5), holder["state"])
+    with pytest.raises(CheckpointError, match="different config.*data"):
+        Experiment(config(method="snip", data={"split_seed": 1}), holder["state"])
+    # another node keeps its files elsewhere: the same experiment continues there
+    Experiment(config(method="snip", data={"root": "/elsewhere/data", "download": True}), holder["state"])
 
 
 def test_unreadable_checkpoint_is_one_clear_error(tmp_path):

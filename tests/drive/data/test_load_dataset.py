@@ -1,4 +1,4 @@
-"""load_dataset / prepare_dataset: names, user factories by import path, size caps."""
+"""load_dataset: names, user factories by import path, size caps."""
 
 import textwrap
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from drive.config import DataConfig
-from drive.data import DATASETS, DataError, ImageData, load_dataset, make_loaders, prepare_dataset
+from drive.data import DATASETS, DataError, ImageData, load_dataset, make_loaders
 
 FACTORY_MODULE = """
 import torch
@@ -80,12 +80,6 @@ def test_train_and_test_size_cap_a_seeded_subset_in_order():
         positions.append(matches[0])
     assert positions != list(range(100))  # a random subset, not the first 100
     assert load_dataset("digits", DataConfig(train_size=10_000)).num_train == full.num_train
-
-
-def test_prepare_dataset(tmp_path):
-    assert prepare_dataset("digits", DataConfig()) is None
-    with pytest.raises(DataError, match="data.root"):
-        prepare_dataset("cifar10", DataConfig(root=str(tmp_path)))
 
 
 def test_folder_data_from_a_user_dataset_uint8_or_float():
