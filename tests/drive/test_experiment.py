@@ -338,3 +338,25 @@ def test_a_checkpoint_holds_each_tensor_once_and_masks_as_bits(fields, stop, hol
     assert size < copies * model_bytes + 40_000  # plus the history and the file format (~25 kB)
     resumed = run(cfg, state=load_state(tmp_path / "state.pt"))
     assert comparable(resumed) == comparable(run(cfg))
+
+
+def test_a_state_of_the_previous_version_still_resumes():
+    """Version 2 states (bool masks, the initial weights always kept, a config without the
+    fields added since) resume and end like an uninterrupted run."""
+    from drive.bits import unpack_bits
+
+    cfg = config(method="drive", warmup_epochs=1, prune_iterations=2, train={"epochs": 2})
+    holder, callback = _stop_after(3)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, callback)
+    state = dict(holder["state"], version=2, init_weights={})
+    exp = Experiment(cfg)
+    state["masks"] = {n: unpack_bits(p, exp.masks.keep[n].numel()).view_as(exp.masks.keep[n])
+                      for n, p in state["masks"].items()}
+    old = state["config"] = {**state["config"], "train": dict(state["config"]["train"]),
+                             "data": dict(state["config"]["data"])}
+    for section, field in (("train", "compile"), ("train", "cuda_graphs"), ("data", "decode")):
+        del old[section][field]
+    assert comparable(run(cfg, state=state)) == comparable(run(cfg))
+    with pytest.raises(CheckpointError, match="version 1 is not one of 2, 3"):
+        Experiment(cfg, dict(state, version=1))
