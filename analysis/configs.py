@@ -1,8 +1,8 @@
-"""Experiment configs as flat dotted dicts, resolved with ``drive.config`` when it is there.
+"""Experiment configs as flat dotted dicts, resolved with ``drive.config``.
 
-Ray Tune overwrites a reported ``config`` with the trial's own config (the sweep's parameters),
-so a result line may carry only part of an experiment's config; :func:`resolve_config` fills in
-the defaults the experiment ran with. ``analysis`` still works without ``drive`` installed.
+A record's ``start`` line holds the full resolved config; metrics built by hand (or by an older
+version) may hold part of one, and :func:`resolve_config` fills in the defaults the experiment
+ran with.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def resolve_config(*sources: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat resolved experiment config from resolved/Tune configs and ``params.json``.
+    """The flat resolved experiment config from (partial) configs, nested or dotted.
 
-    Tune's ``config`` may hold only the sweep axes, so when ``drive.config`` validates the
-    merged fields, its defaults fill in the rest; otherwise the fields are kept as given.
+    When ``drive.config`` validates the merged fields, its defaults fill in the rest; otherwise
+    the fields are kept as given.
     """
     flat: dict[str, Any] = {}
     for source in sources:

@@ -25,7 +25,7 @@ from analysis.tables import (
 )
 
 
-STATUS_ORDER = ("finished", "diverged", "errored", "running")
+STATUS_ORDER = ("finished", "diverged", "stopped", "errored", "interrupted", "running")
 
 
 @dataclass
@@ -78,7 +78,7 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
     chosen = round(float(sparsity), 6) if sparsity is not None else default_sparsity(agg)
 
     md = [f"# Pruning report\n\nSources: {', '.join(f'`{p}`' for p in paths)}\n",
-          _summary(df, chosen), "## Figures\n"]
+          _summary(df, chosen), *_selection_note(df), "## Figures\n"]
     for spec in FIGURES:
         try:
             fig = spec.draw(df, chosen)
@@ -97,7 +97,7 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
             tex.append(to_latex(frame, f"{title}: {model} on {dataset}.",
                                 f"tab:{label}:{model}:{dataset}"))
     failed = failed_trials(df)
-    md.append("## Failed, diverged and unfinished trials\n")
+    md.append("## Trials that did not finish (errored, diverged, stopped, interrupted, running)\n")
     md.append(to_markdown(failed, index=False, numbers=False) if not failed.empty
               else "None: every trial finished.\n")
     if not failed.empty:
@@ -107,6 +107,16 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
     report = out / "report.md"
     report.write_text("\n".join(md))
     return report
+
+
+def _selection_note(df: pd.DataFrame) -> list[str]:
+    """A warning when search or a scheduler ranked trials by a test metric (opted in)."""
+    chosen = sorted({s for s in df["selection"].dropna().astype(str) if " on test_" in s})
+    if not chosen:
+        return []
+    return [f"**Selected on the test set.** Trials were ranked by {', '.join(chosen)} "
+            "(`search.allow_test_selection: true`): the test accuracies below are optimistically "
+            "biased, not held-out results.\n"]
 
 
 def _summary(df: pd.DataFrame, chosen: float | None) -> str:

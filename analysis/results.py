@@ -1,15 +1,16 @@
-"""Result files -> one tidy pandas DataFrame (docs/results.md, "The tidy table").
+"""Result records -> one tidy pandas DataFrame (docs/results.md, "The tidy table").
 
-:func:`load` reads Ray Tune experiment folders (trial folders found recursively by their
-``result.json`` or ``params.json``), metrics JSON files written by ``drive-sweep prune --out``
-and folders of such files. It needs no running Ray and reads sweeps that are still running or
-partly failed: every trial is listed, with the rows it has.
+:func:`load` reads records, the one result file every experiment writes (``drive.record``): a
+sweep's experiment folder (each trial's ``metrics.jsonl``, found recursively), a record written
+by ``drive-sweep prune --out`` and folders of them. It reads nothing else (none of Ray Tune's
+own files), needs no running Ray, and reads sweeps that are still running or partly failed:
+every trial that started is listed, with its real method, sparsity and seed.
 
 One row per trial and reported sparsity level. An IMP trial gives one row per level it
 finished. ``complete`` marks rows whose numbers are final (a finished trial, or an IMP level
-that finished its training); only those are aggregated. A trial without a ``final`` line is
-``errored`` (reason: the last line of ``error.txt``) or ``running``, and keeps one extra row
-with NaN accuracies that shows where it stopped.
+that finished its training); only those are aggregated. A trial that did not finish
+(``errored``, ``stopped``, ``interrupted``, ``running``) keeps one extra row with NaN
+accuracies that shows where it stopped, with its ``reason``.
 
 ``layer_density`` is JSON text (``{"layer": density, ...}`` in model order) so that it survives
 CSV and parquet; :func:`layer_frame` explodes it into a long frame.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.configs import default_iterations, resolve_config, weights_text
+from drive.record import RECORD_FILE, read_record
 
 def _method_order() -> tuple[str, ...]:
     try:
@@ -46,22 +47,19 @@ COLUMNS = (
     "experiment", "trial_id", "status", "reason", "complete", "method", "model", "dataset",
     "seed", "sparsity", "density", "params_remaining", "params_prunable", "warmup_epochs",
     "prune_iterations", "level", "drive_weights", "drive_normalize", "drive_combine", "epochs",
-    "epochs_done", "test_acc", "best_test_acc", "prune_time_s", "train_time_s", "total_time_s",
-    "prune_samples", "collapsed_layers", "layer_density", "path",
+    "epochs_done", "test_acc", "best_test_acc", "val_acc", "prune_time_s", "train_time_s",
+    "total_time_s", "prune_samples", "collapsed_layers", "layer_density", "selection", "path",
 )
 INT_COLUMNS = ("seed", "params_remaining", "params_prunable", "warmup_epochs", "prune_iterations",
                "level", "epochs", "epochs_done", "prune_samples", "collapsed_layers")
-FLOAT_COLUMNS = ("sparsity", "density", "test_acc", "best_test_acc", "prune_time_s",
+FLOAT_COLUMNS = ("sparsity", "density", "test_acc", "best_test_acc", "val_acc", "prune_time_s",
                  "train_time_s", "total_time_s")
 CFG_PREFIX = "cfg."
 SPARSITY_DECIMALS = 6
-#: Fields of an ``epoch`` line that describe a run in progress (never its accuracy).
+#: Fields that describe a run in progress (never its accuracy).
 PROGRESS_FIELDS = ("density", "prune_time_s", "prune_samples", "train_time_s", "epochs_done")
-#: Ray Tune's own JSON files that are not metrics.
-_TUNE_FILES = ("experiment_state", "basic-variant-state", "search_gen_state", "tuner")
-_EVENT = re.compile(rb'"event":\s*"(\w+)"')
-#: How much of the end of a result.json is read first (a final line is rarely longer).
-TAIL_BYTES = 1 << 18
+#: Suffixes of files in a folder that may hold a record (a sweep trial's is metrics.jsonl).
+RECORD_SUFFIXES = (".jsonl", ".json")
 
 
 class ResultsError(ValueError):
@@ -73,37 +71,38 @@ class ResultsError(ValueError):
 
 def rows_from_metrics(metrics: Mapping[str, Any], *, config: Mapping[str, Any] | None = None,
                       **extra: Any) -> list[dict[str, Any]]:
-    """Tidy rows of one experiment's metrics (``drive.experiment.run``'s dict or a ``final`` line).
+    """Tidy rows of one experiment's metrics (``drive.experiment.run``'s dict, or a record's
+    ``Record.metrics()``): its finished IMP levels, its headline, or where it stopped.
 
-    One row, or one per IMP level. ``extra`` (e.g. ``experiment``, ``trial_id``, ``path``) is
-    added to every row. ``config`` (a resolved or a Tune config, nested or dotted) is used when
-    ``metrics`` carries none.
+    ``extra`` (e.g. ``experiment``, ``trial_id``, ``path``) is added to every row. ``config``
+    (nested or dotted) is used when ``metrics`` carries none.
     """
-    cfg = resolve_config(metrics.get("experiment_config") or metrics.get("config") or config or {})
-    return _trial_rows(metrics, list(metrics.get("levels") or []), cfg, {}, extra)
-
-
-def _trial_rows(final: Mapping[str, Any] | None, levels: list[Mapping[str, Any]],
-                cfg: dict[str, Any], progress: Mapping[str, Any],
-                extra: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The rows of one trial: its finished IMP levels, its headline, or where it stopped."""
-    status = (final or {}).get("status") or extra.get("status") or "running"
-    reason = (final or {}).get("reason") or extra.get("reason")
-    base = {**extra, "status": status, "reason": reason}
-    trial = {**(levels[-1] if levels else {}), **(final or {})}  # method, model, ... of the trial
-    rows = [_row({**trial, **lv, "prune_iterations": lv.get("level")}, cfg, base, complete=True)
+    cfg = resolve_config(metrics.get("config") or config or {})
+    status = metrics.get("status") or "running"
+    base = {**extra, "status": status, "reason": metrics.get("reason"),
+            "selection": _selection_text(metrics.get("selection"))}
+    levels = list(metrics.get("levels") or [])
+    rows = [_row({**metrics, **lv, "prune_iterations": lv.get("level")}, cfg, base, complete=True)
             for lv in levels]
-    if final is not None and status == "finished":
+    if status == "finished":
         if not rows:
-            rows.append(_row(final, cfg, base, complete=True))
-    elif final is not None:  # diverged: the numbers it reported, never aggregated
-        rows.append(_row(final, cfg, base, complete=False))
-    else:  # no final line: where it stopped, without accuracies
-        stopped = {k: trial[k] for k in ("method", "model", "dataset", "seed", "epochs")
-                   if k in trial}
-        stopped.update({k: progress[k] for k in PROGRESS_FIELDS if progress.get(k) is not None})
+            rows.append(_row(metrics, cfg, base, complete=True))
+    elif "test_acc" in metrics:  # diverged: the numbers it reported, never aggregated
+        rows.append(_row(metrics, cfg, base, complete=False))
+    else:  # ended without final metrics: where it stopped, without accuracies
+        stopped = {k: metrics[k] for k in ("method", "sparsity", "model", "dataset", "seed",
+                                            "epochs", "warmup_epochs", "prune_iterations")
+                   if metrics.get(k) is not None}
+        stopped.update({k: metrics[k] for k in PROGRESS_FIELDS if metrics.get(k) is not None})
         rows.append(_row(stopped, cfg, base, complete=False))
     return rows
+
+
+def _selection_text(selection: Mapping[str, Any] | None) -> str | None:
+    """``optuna+asha on val_acc`` (what ranked the trials), None for a grid."""
+    if not selection:
+        return None
+    return f"{'+'.join(selection.get('by') or [])} on {selection.get('metric')}"
 
 
 def _row(src: Mapping[str, Any], cfg: Mapping[str, Any], base: Mapping[str, Any],
@@ -132,8 +131,8 @@ def _row(src: Mapping[str, Any], cfg: Mapping[str, Any], base: Mapping[str, Any]
         "drive_normalize": cfg.get("drive.normalize") if drive else None,
         "drive_combine": cfg.get("drive.combine") if drive else None,
         "epochs": pick("epochs", "train.epochs"), "epochs_done": src.get("epochs_done"),
-        **{k: src.get(k) for k in ("test_acc", "best_test_acc", "prune_time_s", "train_time_s",
-                                   "total_time_s", "prune_samples")},
+        **{k: src.get(k) for k in ("test_acc", "best_test_acc", "val_acc", "prune_time_s",
+                                   "train_time_s", "total_time_s", "prune_samples")},
         "collapsed_layers": None if collapsed is None else len(collapsed),
         "layer_density": None if not layers else json.dumps(layers),
     }
@@ -149,105 +148,40 @@ def _round(x: Any) -> float | None:
 # ---- files ----------------------------------------------------------------------------------
 
 
-def _read_trial(folder: Path, experiment: str) -> list[dict[str, Any]]:
-    """Rows of one Ray Tune trial folder (only the lines that matter are parsed)."""
-    params_file, result_file = folder / "params.json", folder / "result.json"
-    params = _parse(params_file.read_bytes()) if params_file.exists() else None
-    final, levels, last = None, {}, None
-    if result_file.exists():
-        # a finished trial's final line is at the end: read the tail, the rest only without it
-        lines, whole = _tail_lines(result_file)
-        final, levels, last = _scan(lines)
-        if final is None and not whole:
-            final, levels, last = _scan(result_file.read_bytes().splitlines())
-    known = final or last or (next(iter(levels.values())) if levels else {})
-    extra: dict[str, Any] = {"experiment": experiment,
-                             "trial_id": known.get("trial_id") or folder.name, "path": str(folder)}
-    if final is None:
-        error = folder / "error.txt"
-        if error.exists():
-            extra.update(status="errored", reason=_last_line(error))
-        level_list = [levels[k] for k in sorted(levels, key=lambda k: (k is None, k))]
-    else:
-        level_list = list(final.get("levels") or [])
-    tune_cfg = (final or {}).get("experiment_config") or known.get("config")
-    cfg = resolve_config(tune_cfg if isinstance(tune_cfg, Mapping) else {}, params or {})
-    return _trial_rows(final, level_list, cfg, last or {}, extra)
-
-
-def _tail_lines(path: Path) -> tuple[list[bytes], bool]:
-    """The complete lines in the last :data:`TAIL_BYTES` of a file, and whether that is all."""
-    with path.open("rb") as f:
-        start = max(0, f.seek(0, 2) - TAIL_BYTES)
-        f.seek(start)
-        lines = f.read().splitlines()
-    return (lines[1:] if start else lines), start == 0
-
-
-def _scan(lines: list[bytes]) -> tuple[dict | None, dict[Any, dict], dict | None]:
-    """(final line, level lines by level, last other line) of result.json lines."""
-    final, levels, last = None, {}, None
-    for line in reversed(lines):
-        match = _EVENT.search(line)
-        record = _parse(line) if match else None  # a running trial's last line may be cut short
-        if record is None:
-            continue
-        if match.group(1) == b"final":
-            return record, levels, last
-        if match.group(1) == b"level":
-            levels.setdefault(record.get("level"), record)  # a resumed trial's last copy wins
-        elif last is None:
-            last = record
-    return final, levels, last
-
-
-def _parse(text: bytes) -> dict[str, Any] | None:
+def _read_record(path: Path, experiment: str, trial_id: str) -> list[dict[str, Any]] | None:
+    """Rows of one record file, or None when the file is not a record."""
     try:
-        record = json.loads(text)
-    except ValueError:
+        record = read_record(path, history=False)  # a table needs the last epoch only
+    except OSError:
         return None
-    return record if isinstance(record, dict) else None
-
-
-def _last_line(path: Path, limit: int = 300) -> str:
-    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    text = lines[-1] if lines else "error.txt is empty"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _read_metrics_file(path: Path, experiment: str) -> list[dict[str, Any]] | None:
-    """Rows of a ``drive-sweep prune --out`` JSON file, or None when it is something else."""
-    if path.name.startswith(_TUNE_FILES):
+    if record is None:
         return None
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not {"method", "status"} <= data.keys():
-        return None
-    return rows_from_metrics(data, experiment=experiment, trial_id=path.stem, path=str(path))
+    return rows_from_metrics(record.metrics(), experiment=experiment,
+                             trial_id=record.start.get("trial_id") or trial_id, path=str(path))
 
 
 def _read_path(root: Path) -> list[dict[str, Any]]:
     if root.is_file():
-        rows = _read_metrics_file(root, root.parent.name)
+        rows = _read_record(root, root.parent.name, root.stem)
         if rows is None:
-            raise ResultsError(f"{root}: not a metrics JSON file of drive-sweep prune")
+            raise ResultsError(f"{root}: not a result record (drive-sweep prune --out, or a "
+                               f"sweep trial's {RECORD_FILE})")
         return rows
-    files = sorted(root.rglob("*.json"))
-    trials = sorted({p.parent for p in files if p.name in ("result.json", "params.json")})
-    in_trial = set(trials)
     rows: list[dict[str, Any]] = []
-    for folder in trials:
-        rows += _read_trial(folder, folder.parent.name if folder != root else root.parent.name)
-    for path in files:
-        if not any(parent in in_trial for parent in path.parents):
-            rows += _read_metrics_file(path, path.parent.name) or []
+    for path in sorted(root.rglob("*")):
+        if path.suffix not in RECORD_SUFFIXES or not path.is_file():
+            continue
+        if path.name == RECORD_FILE:  # a sweep trial: <experiment>/<trial>/metrics.jsonl
+            folder = path.parent
+            rows += _read_record(path, folder.parent.name if folder != root else root.parent.name,
+                                 folder.name) or []
+        else:
+            rows += _read_record(path, path.parent.name, path.stem) or []
     return rows
 
 
 def load(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
-    """Read experiment folders, metrics JSON files or folders of them into one tidy frame.
+    """Read experiment folders, record files or folders of them into one tidy frame.
 
     Raises :class:`ResultsError` when a path does not exist. A folder without results gives an
     empty frame (with the tidy columns).
@@ -286,7 +220,8 @@ def tidy(df: pd.DataFrame) -> pd.DataFrame:
     df["sparsity"] = df["sparsity"].round(SPARSITY_DECIMALS)
     df["complete"] = df["complete"].fillna(False).astype(bool)
     for col in ("experiment", "trial_id", "status", "reason", "method", "model", "dataset",
-                "drive_weights", "drive_normalize", "drive_combine", "layer_density", "path"):
+                "drive_weights", "drive_normalize", "drive_combine", "layer_density",
+                "selection", "path"):
         df[col] = df[col].astype("string")
     for col in cfg_cols:
         df[col] = _one_type(df[col])

@@ -1,9 +1,9 @@
 """How long ``analysis.results.load`` takes on a folder of 2,000 trials.
 
-Writes 2,000 synthetic Ray Tune trial folders in the format of docs/results.md (``params.json``,
-``result.json`` with Tune's fields and ``config`` on every line, ``epoch`` lines, IMP ``level``
-lines, a ``final`` line; some trials errored with an ``error.txt``, some still running) into a
-temporary folder, then times ``load`` on it.
+Writes 2,000 synthetic trial records in the format of docs/results.md with the real writer
+(``drive.record``: a ``start`` line with the resolved config, ``epoch`` lines, IMP ``level``
+lines, an ``end`` line; some trials errored, some still running) into a temporary experiment
+folder, then times ``load`` on it.
 
     python -m benchmarks.bench_results_loading [--trials 2000] [--epochs 12] [--repeat 3]
 """
@@ -11,7 +11,6 @@ temporary folder, then times ``load`` on it.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import tempfile
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Case, best, entry_point, print_table, side_by_side, verdict
+from drive.config import set_dotted
+from drive.record import RECORD_FILE, Recorder
 
 METHODS = ["drive", "snip", "grasp", "synflow", "magnitude", "random", "imp"]
 SPARSITIES = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99]
@@ -27,14 +28,6 @@ BASE = {"model": "resnet20", "dataset": "cifar10", "device": "cuda", "train.epoc
         "train.lr": 0.1, "train.batch_size": 128, "train.weight_decay": 1e-4,
         "train.schedule": "step", "drive.weights": [1.0, 1.0, 1.0], "drive.normalize": "mean",
         "drive.combine": "sum", "prune.score_batches": 1, "data.root": "/data"}
-
-
-def _tune_fields(trial_id: str, iteration: int, params: dict[str, Any]) -> dict[str, Any]:
-    return {"trial_id": trial_id, "training_iteration": iteration, "time_total_s": 1.5 * iteration,
-            "date": "2025-01-01_00-00-00", "timestamp": 1735689600 + iteration, "pid": 4242,
-            "hostname": "gpu-node-3", "node_ip": "10.0.0.3", "time_this_iter_s": 1.5,
-            "time_since_restore": 1.5 * iteration, "iterations_since_restore": iteration,
-            "done": False, "config": params}
 
 
 def _summary(rng: random.Random, sparsity: float) -> dict[str, Any]:
@@ -51,16 +44,23 @@ def _write_trial(folder: Path, i: int, rng: random.Random, epochs: int) -> None:
     params = {**BASE, "method": method, "sparsity": sparsity, "seed": i % 5,
               "warmup_epochs": 1 + i % 3, "prune_iterations": None if method == "imp" else 10}
     trial_id = f"{i:05d}"
-    folder.mkdir(parents=True)
-    (folder / "params.json").write_text(json.dumps(params))
+    config: dict[str, Any] = {}
+    for key, value in params.items():
+        set_dotted(config, key, value)
+    rec = Recorder(folder / RECORD_FILE)
+    rec.write("start", record=1, method=method, sparsity=sparsity, model="resnet20",
+              dataset="cifar10", seed=params["seed"], epochs=160,
+              warmup_epochs=params["warmup_epochs"] if method == "drive" else 0,
+              prune_iterations=params["prune_iterations"], trial_id=trial_id, resumed=None,
+              selection=None, provenance={"git_commit": "0" * 40}, config=config)
     fate = "errored" if i % 50 == 7 else "running" if i % 50 == 13 else "finished"
     last = epochs // 3 if fate != "finished" else epochs
-    lines, levels = [], []
+    levels = []
     for epoch in range(1, last + 1):
-        lines.append({"event": "epoch", "phase": "train", "level": 0, "epoch": epoch,
-                      "epochs_done": epoch, "train_loss": rng.random(), "train_acc": rng.random(),
-                      "test_acc": rng.random(), "lr": 0.1, "density": 1 - sparsity,
-                      "prune_time_s": 3.0, "prune_samples": 50_000, "train_time_s": epoch * 9.0})
+        rec.write("epoch", phase="train", level=0, epoch=epoch, epochs_done=epoch,
+                  train_loss=rng.random(), train_acc=rng.random(), test_acc=rng.random(), lr=0.1,
+                  density=1 - sparsity, prune_time_s=3.0, prune_samples=50_000,
+                  train_time_s=epoch * 9.0)
         if method == "imp" and epoch % 2 == 0:  # one level per two epochs
             level = {"level": len(levels) + 1, "sparsity": round(1 - 0.8 ** (len(levels) + 1), 10),
                      "test_acc": rng.random(), "best_test_acc": rng.random(),
@@ -68,27 +68,21 @@ def _write_trial(folder: Path, i: int, rng: random.Random, epochs: int) -> None:
                      "train_time_s": 9.0, "total_time_s": 20.0 * epoch + 9,
                      **_summary(rng, 1 - 0.8 ** (len(levels) + 1))}
             levels.append(level)
-            lines.append({"event": "level", **level, "method": method, "model": "resnet20",
-                          "dataset": "cifar10", "seed": params["seed"], "epochs": 160})
+            rec.write("level", **level)
     if fate == "finished":
         acc = rng.random()
-        lines.append({"event": "final", "status": "finished", "reason": None, "method": method,
-                      "sparsity": sparsity, "model": "resnet20", "dataset": "cifar10",
-                      "seed": params["seed"], "device": "cuda", "epochs": 160,
-                      "warmup_epochs": params["warmup_epochs"] if method == "drive" else 0,
-                      "prune_iterations": len(levels) if method == "imp" else 10,
-                      "test_acc": acc, "test_loss": 1.0, "best_test_acc": acc + 0.01,
-                      **_summary(rng, sparsity), "params_total": 272_000,
-                      "prune_time_s": 3.0, "prune_samples": 50_000, "train_time_s": 9.0 * epochs,
-                      "total_time_s": 3 + 9.0 * epochs, "eval_time_s": 1.0,
-                      "wall_time_s": 10.0 * epochs, "levels": levels})
-    text = "".join(json.dumps({**line, **_tune_fields(trial_id, k + 1, params)}) + "\n"
-                   for k, line in enumerate(lines))
-    (folder / "result.json").write_text(text)
-    if fate == "errored":
-        (folder / "error.txt").write_text("Failure # 1 (occurred at 2025-01-01_00-00-00)\n"
-                                          "Traceback (most recent call last):\n  ...\n"
-                                          "torch.OutOfMemoryError: CUDA out of memory.\n")
+        rec.end({"status": "finished", "reason": None, "method": method, "sparsity": sparsity,
+                 "model": "resnet20", "dataset": "cifar10", "seed": params["seed"],
+                 "device": "cuda", "epochs": 160,
+                 "warmup_epochs": params["warmup_epochs"] if method == "drive" else 0,
+                 "prune_iterations": len(levels) if method == "imp" else 10,
+                 "test_acc": acc, "test_loss": 1.0, "best_test_acc": acc + 0.01,
+                 **_summary(rng, sparsity), "params_total": 272_000,
+                 "prune_time_s": 3.0, "prune_samples": 50_000, "train_time_s": 9.0 * epochs,
+                 "total_time_s": 3 + 9.0 * epochs, "eval_time_s": 1.0,
+                 "wall_time_s": 10.0 * epochs, "levels": levels})
+    elif fate == "errored":
+        rec.end_status("errored", "OutOfMemoryError: CUDA out of memory.")
 
 
 def write_experiment(root: Path, trials: int, epochs: int, seed: int = 0) -> Path:
@@ -96,8 +90,8 @@ def write_experiment(root: Path, trials: int, epochs: int, seed: int = 0) -> Pat
     rng = random.Random(seed)
     experiment = root / "bench_experiment"
     for i in range(trials):
-        _write_trial(experiment / f"trainable_{i:05d}_method=x", i, rng, epochs)
-    (experiment / "experiment_state-2025-01-01_00-00-00.json").write_text("{}")
+        _write_trial(experiment / f"trial_{i:05d}", i, rng, epochs)
+    (experiment / "experiment_state-2025-01-01_00-00-00.json").write_text("{}")  # Tune's, unread
     return experiment
 
 
@@ -107,7 +101,7 @@ TARGET_S = 10.0
 def run(opts: argparse.Namespace) -> dict[str, Any]:
     from analysis.results import load
 
-    print(f"\n== Results loading: analysis.results.load on {opts.trials} synthetic trial folders ==",
+    print(f"\n== Results loading: analysis.results.load on {opts.trials} synthetic trial records ==",
           flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

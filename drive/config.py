@@ -20,9 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 class ConfigError(ValueError):
     """Invalid configuration; ``str()`` is one line per problem, each naming the field."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __reduce__(self):  # picklable with every line intact (errors cross process boundaries)
+        return (type(self), (self.problems,))
 
 
 class _Section(BaseModel):
@@ -40,6 +43,8 @@ class DataConfig(_Section):
                                  description="options of the data set's factory (e.g. mnist1d's num_samples)")
     split_seed: int = Field(0, ge=0, description="seed of the train/test split (digits)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share of the split (digits)")
+    val_fraction: float = Field(0.0, ge=0, lt=1, description="share of the training set held out "
+                                "for validation (stratified, seeded by split_seed); 0 = none")
     augment: bool | None = Field(None, description="random crop + flip; None = the data set's default")
     crop_padding: int | None = Field(None, ge=0, description="padding of the random crop; None = default")
     pad_mode: Literal["reflect", "zeros"] = "reflect"
@@ -309,22 +314,31 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return tree
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``safe_load``; errors name the file."""
+def read_yaml(path: str | Path, field: str = "config") -> dict[str, Any]:
+    """Read a YAML mapping with ``safe_load``; errors name ``field`` and the file.
+
+    A binary, empty or non-mapping file is refused (an empty file is more likely a mistake
+    than a wish for the defaults, which no file gives).
+    """
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+        if "\x00" in text:
+            raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL byte")
+        data = yaml.safe_load(text)
     except FileNotFoundError:
-        raise ConfigError([f"config: file not found: {p}"]) from None
+        raise ConfigError([f"{field}: file not found: {p}"]) from None
     except OSError as e:  # a folder, no permission, ...
-        raise ConfigError([f"config: cannot read {p} ({e.strerror or e})"]) from None
+        raise ConfigError([f"{field}: cannot read {p} ({e.strerror or e})"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{field}: {p} is not a text file (binary content); give a YAML file"]) from None
     except yaml.YAMLError as e:
         first = str(e).splitlines()[0] if str(e) else "invalid YAML"
-        raise ConfigError([f"config: {p} is not valid YAML ({first})"]) from None
+        raise ConfigError([f"{field}: {p} is not valid YAML ({first})"]) from None
     if data is None:
-        return {}
+        raise ConfigError([f"{field}: {p} is empty; give at least one field (or no file for the defaults)"])
     if not isinstance(data, dict):
-        raise ConfigError([f"config: {p} must hold a mapping of fields"])
+        raise ConfigError([f"{field}: {p} must hold a mapping of fields"])
     return data
 
 

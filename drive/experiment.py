@@ -22,13 +22,14 @@ from typing import Any
 import torch
 
 from drive.config import ConfigError, ExperimentConfig
-from drive.data import load_dataset, make_loaders
+from drive.data import load_dataset, make_loaders, make_val_loader
 from drive.data.augment import derive_seed
 from drive.data.balanced import class_balanced_batches
-from drive.imp import imp_rounds, prune_by_magnitude, rewind, snapshot
+from drive.imp import prune_by_magnitude, rewind, snapshot
 from drive.masks import Masks
 from drive.models import build_model
 from drive.plan import Stage, make_plan
+from drive.record import identity
 from drive.prune import prune_iteratively
 from drive.scores import ScoreContext
 from drive.state import CheckpointError, cpu_copy
@@ -88,6 +89,9 @@ class Experiment:
         self.train_batches, self.test_batches = make_loaders(
             self.data, cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, self.device,
             cfg.seed, channels_last=self.channels_last, dtype=input_dtype(cfg.train, self.device))
+        self.val_batches = make_val_loader(self.data, cfg.data, cfg.train.eval_batch_size, self.device,
+                                           cfg.seed, channels_last=self.channels_last,
+                                           dtype=input_dtype(cfg.train, self.device))
         self.plan = make_plan(cfg)
         # the initial weights are kept only where a stage rewinds to them (DRIVE's rewind: init);
         # IMP rewinds to its own snapshot at rewind_epoch (at 0 the same values, stored once)
@@ -106,6 +110,7 @@ class Experiment:
         self.stage_best: float | None = None  # best test accuracy in the current stage
         self.stage_time = 0.0  # training seconds in the current stage
         self.last_test: tuple[float, float] | None = None
+        self.last_val: tuple[float, float] | None = None  # validation (model selection)
         if state is not None:
             self.load_state_dict(state)
 
@@ -164,6 +169,11 @@ class Experiment:
             self.last_test = (test.accuracy, test.loss)
             self.stage_best = max(self.stage_best or 0.0, test.accuracy)
             metrics.update(test_acc=test.accuracy, test_loss=test.loss)
+            if self.val_batches is not None:
+                val = evaluate(self.model, self.val_batches, cfg.train, self.device)
+                self.timers["eval"] += val.seconds
+                self.last_val = (val.accuracy, val.loss)
+                metrics.update(val_acc=val.accuracy, val_loss=val.loss)
         return metrics
 
     def _prune(self, stage: Stage) -> dict[str, Any]:
@@ -301,16 +311,12 @@ class Experiment:
         elif cfg.spec.plan == "imp":
             prune_time, prune_samples = self.mask_time
         return {
-            "status": status, "reason": reason,
-            "method": cfg.method, "sparsity": cfg.sparsity, "model": cfg.model,
-            "dataset": cfg.dataset, "seed": cfg.seed, "device": str(self.device),
-            "epochs": cfg.train.epochs,
-            "warmup_epochs": cfg.warmup_epochs if cfg.spec.plan == "after_warmup" else 0,
-            "prune_iterations": (imp_rounds(cfg.sparsity, cfg.imp.rate) if cfg.spec.plan == "imp"
-                                 else 0 if cfg.spec.plan == "dense" else cfg.iterations),
+            "status": status, "reason": reason, **identity(cfg), "device": str(self.device),
             "test_acc": self.last_test[0] if self.last_test else None,
             "test_loss": self.last_test[1] if self.last_test else None,
             "best_test_acc": best,
+            "val_acc": self.last_val[0] if self.last_val else None,
+            "val_loss": self.last_val[1] if self.last_val else None,
             **self.masks.summary(),
             "params_total": sum(p.numel() for p in self.model.parameters()),
             "prune_time_s": prune_time, "prune_samples": prune_samples,
@@ -345,6 +351,7 @@ class Experiment:
             "timers": dict(self.timers), "prune_samples": self.prune_samples,
             "mask_time": list(self.mask_time), "history": self.history, "levels": self.levels,
             "stage_best": self.stage_best, "stage_time": self.stage_time, "last_test": list(self.last_test) if self.last_test else None,
+            "last_val": list(self.last_val) if self.last_val else None,
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         })
@@ -374,6 +381,7 @@ class Experiment:
         self.history, self.levels = list(state["history"]), list(state["levels"])
         self.stage_best, self.stage_time = state["stage_best"], state["stage_time"]
         self.last_test = tuple(state["last_test"]) if state["last_test"] else None
+        self.last_val = tuple(state["last_val"]) if state.get("last_val") else None
         torch.set_rng_state(state["rng"])
         if state["cuda_rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -31,6 +31,9 @@ class UsageError(Exception):
         self.lines = [lines] if isinstance(lines, str) else list(lines)
         super().__init__("\n".join(self.lines))
 
+    def __reduce__(self):
+        return (type(self), (self.lines,))
+
 
 def _input_errors() -> tuple[type[Exception], ...]:
     """Every exception type that means 'the input is wrong' (each is one line)."""
@@ -39,16 +42,21 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from drive.data import DataError
     from drive.models import ModelError
     from drive.registry import RegistryError
+    from drive.record import StorageError
     from drive.state import CheckpointError
     from sweeps.spec import SweepError
 
     return (UsageError, ConfigError, DataError, ModelError, RegistryError, CheckpointError,
-            SweepError, ResultsError)
+            SweepError, ResultsError, StorageError)
 
 
-def check_writable(path: Path, field: str) -> None:
-    """Fail early (before any work) when ``path``'s folder cannot be created or written."""
-    folder = path.parent if path.suffix else path
+def check_writable(path: Path, field: str, folder: bool = False) -> None:
+    """Fail early (before any work) when the file (or ``folder``) ``path`` cannot be written."""
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{field}: {path} is a file; give a folder")
+    if not folder and path.is_dir():
+        raise UsageError(f"{field}: {path} is a folder; give a file name")
+    folder = path if folder else path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".drive-sweep-write-test"
@@ -65,7 +73,7 @@ def prune_config(args: argparse.Namespace):
     """The experiment config from ``--config``, the flags and ``--set`` overrides (in that order)."""
     from drive.config import apply_overrides, build_config, read_yaml
 
-    tree = read_yaml(args.config) if args.config else {}
+    tree = read_yaml(args.config, "--config") if args.config else {}
     flags = [f"{field}={getattr(args, dest)}" for dest, field in PRUNE_FLAGS.items()
              if getattr(args, dest) is not None]
     return build_config(apply_overrides(tree, flags + (args.set or [])))
@@ -77,6 +85,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from drive.data import prepare_dataset
     from drive.experiment import Experiment
     from drive.plan import total_epochs
+    from drive.record import record_run
     from drive.state import CheckpointWriter, load_state
 
     cfg = prune_config(args)
@@ -87,6 +96,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     prepare_dataset(cfg.dataset, cfg.data)
     state = load_state(args.checkpoint) if args.checkpoint and Path(args.checkpoint).exists() else None
     exp = Experiment(cfg, state)
+    recorder = open_record(args.out, cfg, exp) if args.out else None
     bar = tqdm(total=total_epochs(exp.plan), initial=exp.epochs_done, unit="epoch",
                desc=f"{cfg.method} s={cfg.sparsity:g}", disable=args.quiet, file=sys.stderr)
 
@@ -99,14 +109,44 @@ def cmd_prune(args: argparse.Namespace) -> int:
         if args.checkpoint:  # written in the background while training goes on
             writer.submit(p.state(), args.checkpoint)
 
-    with CheckpointWriter() as writer:
-        metrics = exp.run(on_progress)
-    bar.close()
+    try:
+        with CheckpointWriter() as writer:
+            metrics = record_run(exp, recorder, on_progress) if recorder else exp.run(on_progress)
+    except KeyboardInterrupt:
+        if recorder:
+            recorder.end_status("interrupted", "stopped by Ctrl-C")
+        raise
+    finally:
+        bar.close()
     print(format_metrics(metrics))
     if args.out:
-        Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
-        print(f"metrics written to {args.out}")
+        print(f"record written to {args.out}")
     return 0 if metrics["status"] == "finished" else 1
+
+
+def open_record(out: str, cfg, exp):
+    """The record at ``out`` for this run: continued (a new attempt) when it holds this config's
+    run and the run resumes from a checkpoint, else started afresh (with the checkpoint's history
+    replayed, so the record is whole)."""
+    from drive.record import Recorder, read_record
+
+    previous = None
+    if exp.epochs_done or exp.history:
+        try:
+            previous = read_record(out)
+        except OSError:
+            previous = None
+    if previous is not None and previous.config == cfg.model_dump(mode="json"):
+        recorder = Recorder(out)
+        recorder.start(cfg, resumed={"epochs_done": exp.epochs_done, "history": len(exp.history)})
+        return recorder
+    recorder = Recorder(out, truncate=True)
+    recorder.start(cfg)
+    for line in exp.history:
+        recorder.progress(line)
+    for level in exp.levels:
+        recorder.write("level", **level)
+    return recorder
 
 
 def format_metrics(m: dict[str, Any]) -> str:
@@ -144,10 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sweeps.launch import run_sweep
     from sweeps.spec import load_spec
 
-    overrides = list(args.set or [])
-    overrides += [f"{field}={value}" for field, value in
-                  (("storage", args.storage), ("name", args.name)) if value is not None]
-    spec = load_spec(sweep_file(args.sweep), overrides)
+    spec = load_spec(sweep_file(args.sweep), list(args.set or []),
+                     fields={"storage": args.storage, "name": args.name})
     path = run_sweep(spec, address=args.address)
     return finish_sweep(path)
 
@@ -159,13 +197,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def finish_sweep(path: str) -> int:
-    """Write the results files and print the summary; exit 1 when a trial did not finish."""
-    from sweeps.results import summarize, write_results
+    """Write the results files and print the summary; exit 1 when a trial errored, was
+    interrupted or never started (finished, diverged and ASHA-stopped trials are the plan)."""
+    from sweeps.launch import expected_trials
+    from sweeps.results import exit_code, summarize, trial_counts, write_results
 
     frame = write_results(path)
-    print(summarize(frame))
+    expected = expected_trials(path)
+    print(summarize(frame, expected))
     print(f"results: {path}/results.csv and results.parquet")
-    return 0 if frame["status"].isin(["finished"]).all() else 1
+    return exit_code(trial_counts(frame, expected))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -175,7 +216,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     for path in args.experiment_dirs:
         if not exists(path):
             raise UsageError(f"EXPERIMENT_DIR: {path} does not exist")
-    check_writable(Path(args.out), "--out")
+    if args.sparsity is not None and not 0 <= args.sparsity < 1:
+        raise UsageError(f"--sparsity: must be in [0, 1) (a share of weights removed, e.g. 0.9), "
+                         f"got {args.sparsity:g}")
+    check_writable(Path(args.out), "--out", folder=True)
     frame = load_results(args.experiment_dirs)  # local folders, or straight from s3:// / gs://
     report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity, frame=frame)
     print(f"report written to {report}")
@@ -189,8 +233,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     demo = sweep_file("demo")
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
-    overrides = list(args.set or []) + [f"storage={args.storage}", f"name={name}"]
-    spec = load_spec(str(demo), overrides)
+    spec = load_spec(str(demo), list(args.set or []), fields={"storage": args.storage, "name": name})
     path = run_sweep(spec)
     status = finish_sweep(path)
     out = Path(args.out or f"{path}/report")
@@ -207,10 +250,25 @@ def method_names() -> list[str]:
     return METHODS.in_order()
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the tool's one-line errors (``drive-sweep: error: ...``, exit 2)."""
+
+    def error(self, message: str):
+        print(f"drive-sweep: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drive-sweep", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="drive-sweep", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("prune", help="run one experiment (no Ray)")
     p.add_argument("--config", help="experiment YAML file")
@@ -225,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", help="random seed")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field by dotted name")
-    p.add_argument("--out", help="write the metrics as JSON to this file")
+    p.add_argument("--out", help="write the record (JSON Lines, docs/results.md) to this file as it runs")
     p.add_argument("--checkpoint", help="save the resumable state here every epoch; resume from it if present")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_prune)
@@ -247,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="figures, report.md and LaTeX tables from experiment folders")
     p.add_argument("experiment_dirs", nargs="+", metavar="EXPERIMENT_DIR")
     p.add_argument("--out", required=True, help="folder for the report")
-    p.add_argument("--sparsity", type=float, help="sparsity for the per-layer and ablation figures")
+    p.add_argument("--sparsity", type=_number, help="sparsity for the per-layer and ablation figures")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("demo", help="run the demo sweep on digits and write its report")

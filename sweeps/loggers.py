@@ -2,8 +2,8 @@
 
     loggers: [tensorboard, csv, json, {mlflow: {tracking_uri: "http://mlflow:5000"}}, {wandb: {mode: offline}}]
 
-``json`` (each trial's ``result.json``, the result contract that the analysis reads) is always
-written. ``tensorboard`` (Tune's TBXLoggerCallback: event files in every trial folder) and
+``json`` (each trial's ``result.json``, which Tune's own ResultGrid reads; the analysis reads
+the trial records) is always written. ``tensorboard`` (Tune's TBXLoggerCallback: event files in every trial folder) and
 ``csv`` (``progress.csv`` with every metric) are on by default. ``mlflow`` and ``wandb`` are
 optional extras (``pip install 'drive-sweeps[mlflow]'`` / ``[wandb]``); a mapping passes its
 options to Ray's MLflowLoggerCallback / WandbLoggerCallback (and from there to

@@ -22,15 +22,34 @@ def write_results(path: str) -> pd.DataFrame:
     return frame
 
 
-def summarize(frame: pd.DataFrame) -> str:
+#: Statuses of a sweep that ended as planned: it exits 0 (ASHA stopping a trial is the plan).
+AS_PLANNED = ("finished", "diverged", "stopped")
+
+
+def trial_counts(frame: pd.DataFrame, expected: int | None = None) -> dict[str, int]:
+    """Trials by status; ``not started`` = ``expected`` minus the trials with a record."""
+    counts = frame.drop_duplicates(["experiment", "trial_id"])["status"].value_counts().to_dict()
+    if expected is not None and expected > sum(counts.values()):
+        counts["not started"] = expected - sum(counts.values())
+    return counts
+
+
+def exit_code(counts: dict[str, int]) -> int:
+    """0 when every trial ended as planned (finished, diverged, stopped by ASHA), else 1."""
+    return 0 if set(counts) <= set(AS_PLANNED) else 1
+
+
+def summarize(frame: pd.DataFrame, expected: int | None = None) -> str:
     """Trial counts by status and the mean final test accuracy (%) of every method variant at
     the sparsities the sweep aimed at (IMP's in-between levels are in the files)."""
     from analysis.aggregate import aggregate, headline_levels
 
-    if frame.empty:
+    counts = trial_counts(frame, expected)
+    if not counts:
         return "no trial results found"
-    statuses = frame.drop_duplicates("trial_id")["status"].value_counts()
-    lines = ["trials: " + ", ".join(f"{n} {status}" for status, n in statuses.items())]
+    lines = ["trials: " + ", ".join(f"{n} {status}" for status, n in counts.items())]
+    if frame.empty:
+        return lines[0]
     agg = aggregate(frame)
     if not agg.empty:
         agg = agg[agg["sparsity"].isin(headline_levels(agg) + [0.0])]

@@ -11,8 +11,9 @@ Grid axes are expanded here, not by Tune, because some axes are conditional:
   of the axis and every other one is a branch off its trunk (``imp.branches``), each reported
   with exactly the accuracy and cost of a standalone IMP run to it.
 
-The explicit trial list becomes one ``tune.grid_search`` (or, for Optuna, a choice of its index);
-sampled axes become Tune distributions drawn ``num_samples`` times.
+Without sampled axes the trial list becomes one ``tune.grid_search``. With them, every grid
+point gets ``num_samples`` draws of the sampled axes that apply to its method (one trial when
+none applies) from its own searcher (:mod:`sweeps.search`).
 """
 
 from __future__ import annotations
@@ -58,7 +59,14 @@ def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
 
 def sampled_overrides(config: dict[str, Any], method: str) -> dict[str, Any]:
     """The values Tune sampled for this trial, limited to the fields that matter to ``method``."""
-    return {k: v for k, v in config.items() if k not in ("trial", "trial_index") and applies(k, method)}
+    return {k: v for k, v in config.items() if k != "trial" and applies(k, method)}
+
+
+def trial_overrides(config: dict[str, Any]) -> dict[str, Any]:
+    """The dotted config values of a trial from its Tune config: grid point plus samples."""
+    point = dict(config["trial"])
+    point.update(sampled_overrides(config, point.get("method", "drive")))
+    return point
 
 
 def _distribution(sampler: dict[str, Any]):
@@ -68,14 +76,40 @@ def _distribution(sampler: dict[str, Any]):
             "quniform": lambda: tune.quniform(*args)}[kind]()
 
 
+def sampled_space(spec: SweepSpec, method: str) -> dict[str, Any]:
+    """The Tune domains of the sampled axes that matter to ``method``."""
+    return {key: _distribution(s) for key, s in spec.sampled_axes.items() if applies(key, method)}
+
+
+def samples_per_point(spec: SweepSpec, trials: list[dict[str, Any]]) -> list[int]:
+    """``num_samples`` for a grid point some sampled axis applies to, else 1."""
+    return [spec.search.num_samples if sampled_space(spec, t.get("method", "drive")) else 1
+            for t in trials]
+
+
 def param_space(spec: SweepSpec, trials: list[dict[str, Any]]) -> dict[str, Any]:
-    """Tune's ``param_space``: the trial list plus the sampled axes."""
-    space = {key: _distribution(s) for key, s in spec.sampled_axes.items()}
-    if spec.search.algorithm == "optuna":
-        space["trial_index"] = tune.choice(list(range(len(trials))))
-    else:
-        space["trial"] = tune.grid_search(trials)
-    return space
+    """Tune's ``param_space``: the grid (sampled sweeps get theirs from :func:`make_searcher`)."""
+    return {} if spec.sampled_axes else {"trial": tune.grid_search(trials)}
+
+
+def make_searcher(spec: SweepSpec, trials: list[dict[str, Any]]):
+    """The per-grid-point searcher of a sweep with sampled axes (None for a plain grid)."""
+    if not spec.sampled_axes:
+        return None
+    import numpy as np
+
+    from sweeps.search import PerPointSearch, point_searcher
+
+    seed = spec.search.seed
+
+    def make(i: int):
+        point_seed = None if seed is None else int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        space = sampled_space(spec, trials[i].get("method", "drive")) or {}
+        return point_searcher(spec.search.algorithm if space else "random", space, point_seed,
+                              spec.search.metric, spec.search.resolved_mode)
+
+    return PerPointSearch(trials, samples_per_point(spec, trials), make, spec.search.metric,
+                          spec.search.resolved_mode)
 
 
 def trial_dirname(trial) -> str:

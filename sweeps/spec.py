@@ -26,31 +26,53 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from drive.config import (ConfigError, ExperimentConfig, apply_overrides, format_validation_error,
-                          read_yaml)
+                          parse_value, read_yaml)
 from sweeps.loggers import DEFAULT_LOGGERS, logger_entries
 
 SAMPLERS = ("choice", "uniform", "loguniform", "randint", "quniform")
+#: Sections of an experiment config (``sweep: {train: {lr: [...]}}`` names the axis ``train.lr``).
+SECTIONS = tuple(name for name, value in ExperimentConfig() if isinstance(value, (BaseModel, dict)))
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
 
 
 class SweepError(ValueError):
     """An invalid sweep file; ``str()`` is one line per problem."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __reduce__(self):  # picklable with every line intact
+        return (type(self), (self.problems,))
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: Metrics a trial reports that search and schedulers may rank by.
+SELECTION_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
+
+
 class SearchSpec(_Section):
     algorithm: Literal["grid", "random", "optuna"] = "grid"
-    num_samples: int = Field(1, ge=1, description="samples of the sampled axes (per grid point)")
-    metric: str = "test_acc"
-    mode: Literal["max", "min"] = "max"
+    num_samples: int = Field(1, ge=1, description="draws of the sampled axes per grid point")
+    metric: str = Field("val_acc", description="what Optuna and ASHA rank trials by")
+    mode: Literal["max", "min"] | None = Field(None, description="None: max for *_acc, min for *_loss")
     seed: int | None = Field(None, description="seed of the search algorithm")
+    allow_test_selection: bool = Field(False, description="let search/schedulers rank by a test "
+                                       "metric (the report then says the results are selected on test)")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in SELECTION_METRICS:
+            raise ValueError(f"no trial reports {v!r}; use one of {', '.join(SELECTION_METRICS)}")
+        return v
+
+    @property
+    def resolved_mode(self) -> str:
+        return self.mode or ("min" if self.metric.endswith("loss") else "max")
 
 
 class ResourcesSpec(_Section):
@@ -60,7 +82,8 @@ class ResourcesSpec(_Section):
 
 class SchedulerSpec(_Section):
     name: Literal["fifo", "asha"] = "fifo"
-    max_t: int = Field(100, ge=1, description="ASHA: most epochs a trial may run")
+    max_t: int | None = Field(None, ge=1, description="ASHA: epochs of the longest trial (rungs "
+                              "below it); None = the longest trial's training epochs")
     grace_period: int = Field(1, ge=1, description="ASHA: epochs before a trial can be stopped")
     reduction_factor: float = Field(4.0, gt=1)
 
@@ -91,6 +114,26 @@ class SweepSpec(_Section):
         logger_entries(v)
         return v
 
+    @field_validator("name", "storage", mode="before")
+    @classmethod
+    def _text(cls, v: Any) -> Any:
+        """``--name 2024`` is a name, not a number."""
+        return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+    @field_validator("sweep", mode="before")
+    @classmethod
+    def _flatten_sections(cls, axes: Any) -> Any:
+        """``sweep: {train: {lr: [...]}}`` is the axis ``train.lr``, as ``train.lr: [...]`` is."""
+        if not isinstance(axes, dict):
+            return axes
+        flat: dict[str, Any] = {}
+        for key, values in axes.items():
+            if key in SECTIONS and isinstance(values, dict):
+                flat.update({f"{key}.{sub}": inner for sub, inner in values.items()})
+            else:
+                flat[str(key)] = values
+        return flat
+
     @field_validator("sweep")
     @classmethod
     def _axes_are_lists_or_samplers(cls, axes: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +148,12 @@ class SweepSpec(_Section):
                 kind, args = next(iter(values.items()))
                 if not isinstance(args, list) or (kind != "choice" and len(args) not in (2, 3)):
                     raise ValueError(f"{key}: {kind} takes a list of arguments, e.g. [low, high]")
+                if kind == "choice" and not args:
+                    raise ValueError(f"{key}: choice needs at least one value")
+                if kind != "choice" and not all(isinstance(a, (int, float)) for a in args):
+                    raise ValueError(f"{key}: {kind} takes numbers, got {args}")
+                if kind != "choice" and args[0] >= args[1]:
+                    raise ValueError(f"{key}: {kind} needs low < high, got {args[:2]}")
             else:
                 raise ValueError(f"{key}: must be a list of values or a sampler mapping")
         return axes
@@ -125,6 +174,11 @@ class SweepSpec(_Section):
         return {k: v for k, v in self.sweep.items() if isinstance(v, dict)}
 
     @property
+    def selects(self) -> bool:
+        """Whether something ranks trials by ``search.metric`` (Optuna's TPE, ASHA's rungs)."""
+        return self.search.algorithm == "optuna" or self.scheduler.name == "asha"
+
+    @property
     def is_remote(self) -> bool:
         return self.storage.startswith(REMOTE_SCHEMES)
 
@@ -136,19 +190,64 @@ class SweepSpec(_Section):
 
 
 def load_spec(path: str | Path | None = None, overrides: list[str] | None = None,
-              tree: dict[str, Any] | None = None) -> SweepSpec:
-    """Read and validate a sweep file (or ``tree``), with ``key=value`` overrides applied."""
+              tree: dict[str, Any] | None = None, fields: dict[str, Any] | None = None) -> SweepSpec:
+    """Read and validate a sweep file (or ``tree``), with ``key=value`` overrides applied
+    (values parsed as YAML), then ``fields`` set as they are (``--name 2024`` stays text)."""
+    overrides = list(overrides or [])
     try:
-        data = dict(tree) if tree is not None else read_yaml(path) if path else {}
-        data = apply_overrides(data, overrides or [])
+        data = dict(tree) if tree is not None else read_yaml(path, "sweep file") if path else {}
+        # sweep axes have dotted names of their own: sweep.drive.weights is the axis drive.weights
+        axes = [o for o in overrides if o.startswith("sweep.")]
+        data = apply_overrides(data, [o for o in overrides if o not in axes])
+        if axes:
+            data["sweep"] = dict(data.get("sweep") or {})
+            for item in axes:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise ConfigError([f"--set {item}: expected key=value with a dotted key"])
+                data["sweep"][key.strip()[len("sweep."):]] = parse_value(value)
     except ConfigError as e:
         raise SweepError(e.problems) from None
+    data.update({k: v for k, v in (fields or {}).items() if v is not None})
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as e:
         raise SweepError(format_validation_error(e)) from None
     _validate_experiments(spec)
+    _validate_search(spec)
     return spec
+
+
+def _validate_search(spec: SweepSpec) -> None:
+    """What search and schedulers rank by, and what ``num_samples`` can mean, before Ray starts."""
+    from drive.plan import make_plan, total_epochs
+    from sweeps.space import expand_trials
+
+    problems = []
+    search, metric = spec.search, spec.search.metric
+    if spec.search.num_samples > 1 and not spec.sampled_axes:
+        problems.append(f"search.num_samples: {search.num_samples} would repeat identical trials: "
+                        "no axis is sampled (use a seed axis for repeats)")
+    if search.algorithm == "optuna" and not spec.sampled_axes:
+        problems.append("search.algorithm: optuna has nothing to search: no sampled axis "
+                        "(e.g. train.lr: {loguniform: [0.01, 0.2]})")
+    if spec.selects:
+        if metric.startswith("test_") and not search.allow_test_selection:
+            problems.append(f"search.metric: {metric} would select trials on the test set; rank by "
+                            "val_acc (with experiment.data.val_fraction > 0) or set "
+                            "search.allow_test_selection: true")
+        configs = [trial_config(spec.experiment, t) for t in expand_trials(spec)]
+        if metric.startswith("val_") and any(c.data.val_fraction == 0 for c in configs):
+            problems.append(f"search.metric: {metric} needs a validation split; set "
+                            "experiment.data.val_fraction (e.g. 0.1)")
+        if spec.scheduler.name == "asha" and spec.scheduler.max_t is not None:
+            longest = max(total_epochs(make_plan(c)) for c in configs)
+            if spec.scheduler.max_t < longest:
+                problems.append(f"scheduler.max_t: {spec.scheduler.max_t} is less than the "
+                                f"{longest} training epochs of the longest trial; leave it unset "
+                                "(= the longest trial) or raise it")
+    if problems:
+        raise SweepError(problems)
 
 
 def _validate_experiments(spec: SweepSpec) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -11,10 +12,11 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import pyarrow.fs as pafs
 
+from drive.record import RECORD_FILE, Append, StorageError, local_appender
 from sweeps.spec import REMOTE_SCHEMES, SweepError
 
 #: Files of a trial folder that the analysis needs (no checkpoints).
-RESULT_FILES = ("result.json", "params.json", "error.txt")
+RESULT_FILES = (RECORD_FILE,)
 
 
 def _fs(path: str) -> tuple[pafs.FileSystem, str]:
@@ -48,13 +50,95 @@ def experiment_exists(path: str) -> bool:
 
 
 def ensure_writable(path: str) -> None:
-    """Fail with one ``storage:`` line before any work when ``path`` cannot be written."""
+    """Fail with one ``storage:`` line before any work when files cannot be written in the
+    folder ``path`` (created when missing; nothing is left in it)."""
+    probe = f"{path.rstrip('/')}/.drive-sweep-write-test-{os.getpid()}"
+    fs, folder = _fs(path)
+    created = [] if path.startswith(REMOTE_SCHEMES) else _missing_parents(Path(folder))
     try:
-        write_text(f"{path}/.drive-sweep-write-test", "")
-        fs, p = _fs(f"{path}/.drive-sweep-write-test")
-        fs.delete_file(p)
+        write_text(probe, "")
+        fs.delete_file(_fs(probe)[1])
+        for made in created:  # leave no trace: the folders come back when the sweep starts
+            made.rmdir()
     except OSError as e:
-        raise SweepError([f"storage: cannot write to {path} ({str(e).splitlines()[0] if str(e) else e})"]) from None
+        raise SweepError([f"storage: cannot write to {path} ({_first_line(e)})"]) from None
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _first_line(e: OSError) -> str:
+    return e.strerror or (str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+def claim(path: str, text: str, name: str) -> bool:
+    """Create ``<path>/<name>`` holding ``text`` unless it exists; True when this call made it.
+
+    Atomic on local folders and NFS (exclusive create), so of two launches with the same name
+    exactly one goes ahead; on object stores (S3, GCS) it is a check, then a write.
+    """
+    target = f"{path.rstrip('/')}/{name}"
+    try:
+        if path.startswith(REMOTE_SCHEMES):
+            fs, p = _fs(target)
+            if fs.get_file_info(p).type != pafs.FileType.NotFound:
+                return False
+            write_text(target, text)
+            return True
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with open(target, "x") as f:
+            f.write(text)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as e:
+        raise SweepError([f"storage: cannot write to {path} ({_first_line(e)})"]) from None
+
+
+def remove_claim(path: str, name: str) -> None:
+    """Undo :func:`claim` (a launch that failed before Tune started leaves no folder)."""
+    fs, p = _fs(f"{path.rstrip('/')}/{name}")
+    try:
+        fs.delete_file(p)
+        folder = p.rsplit("/", 1)[0]
+        if not fs.get_file_info(pafs.FileSelector(folder)):
+            fs.delete_dir(folder)
+    except OSError:
+        pass
+
+
+def record_sink(path: str) -> tuple[Append, str]:
+    """``append(text)`` for the record at ``path`` and the text it already holds.
+
+    Local folders and NFS append to the file; object stores (S3, GCS) rewrite the object with
+    every line (a record is small). Write errors are :class:`~drive.record.StorageError`.
+    """
+    if not path.startswith(REMOTE_SCHEMES):
+        local = Path(path).expanduser()
+        existing = local.read_text(errors="replace") if local.is_file() else ""
+        return local_appender(local), existing
+    try:
+        existing = read_text(path)
+    except FileNotFoundError:
+        existing = ""
+    except OSError as e:
+        raise StorageError(f"storage: cannot read {path} ({_first_line(e)})") from None
+    text = [existing if not existing or existing.endswith("\n") else existing + "\n"]
+
+    def append(line: str) -> None:
+        text.append(line)
+        try:
+            write_text(path, "".join(text))
+        except OSError as e:
+            raise StorageError(f"storage: cannot write {path} ({_first_line(e)})") from None
+
+    return append, existing
 
 
 def is_remote(path: str) -> bool:

@@ -1,14 +1,22 @@
 """The Ray Tune function trainable: one ``drive`` experiment per trial.
 
-It reports every epoch with ``tune.report`` (``event: epoch``), every finished IMP level
-(``event: level``) and the end (``event: final``, the experiment's metrics). A checkpoint (the
-experiment's resumable state) goes with the report every ``checkpoint_every`` epochs and at
-every phase boundary (end of warm-up, of pruning, of each IMP round); a retried or restored trial
-continues from ``tune.get_checkpoint()`` in whatever phase it was.
+The trial writes its record (``metrics.jsonl`` in its folder, docs/results.md) from its first
+second: ``start`` before anything is loaded, every epoch and IMP level, and ``end`` with
+``finished``/``diverged`` and the final metrics, or ``errored`` and the one-line reason before
+the exception propagates. What a trial cannot write itself (stopped by ASHA, lost with its
+node, interrupted) the driver writes (:mod:`sweeps.records`).
+
+To Tune it reports only what schedulers and searchers use: ``epochs_done`` (ASHA's time unit is
+training epochs), the phase, the density and the accuracies *when evaluated* (never a
+placeholder). A checkpoint (the experiment's resumable state) goes with the report every
+``checkpoint_every`` epochs and at every phase boundary; a retried or restored trial continues
+from ``tune.get_checkpoint()``. A trial whose record already ended (finished, diverged,
+stopped) is never run again: it reports its end and returns.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -18,9 +26,12 @@ from ray import tune
 
 from drive.data import prepare_dataset
 from drive.experiment import Experiment, Progress
+from drive.record import (RECORD_FILE, REPORTED_METRICS, TERMINAL, Recorder, StorageError,
+                          last_status, one_line, parse_record, record_run)
 from drive.state import load_state, save_state
-from sweeps.space import sampled_overrides
+from sweeps.space import trial_overrides
 from sweeps.spec import trial_config
+from sweeps.storage import record_sink
 
 STATE_FILE = "state.pt"
 
@@ -28,6 +39,12 @@ STATE_FILE = "state.pt"
 #: trial's worker process die (``os._exit``) once, right after that epoch's report, as if its
 #: node had been lost; the marker file records that it happened.
 FAIL_ONCE_ENV = "DRIVE_SWEEP_FAIL_ONCE"
+#: errno values that mean "this storage cannot take more writes": full, read-only, over quota.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+#: The report field by which a trial tells the driver that the storage failed.
+STORAGE_ERROR = "storage_error"
+#: Fields of a report to Tune besides the evaluated metrics.
+REPORT_FIELDS = ("phase", "epochs_done", "density")
 
 
 def _maybe_fail(epochs_done: int) -> None:
@@ -38,13 +55,6 @@ def _maybe_fail(epochs_done: int) -> None:
     if epochs_done == int(at) and not Path(marker).exists():
         Path(marker).write_text(f"failed once after epoch {epochs_done}\n")
         os._exit(1)
-
-
-def overrides_for(config: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any]:
-    """The dotted config values of this trial: its grid point plus the sampled values."""
-    point = dict(config["trial"]) if "trial" in config else dict(trials[config["trial_index"]])
-    point.update(sampled_overrides(config, point.get("method", "drive")))
-    return point
 
 
 def _wants_checkpoint(p: Progress, method: str, every: int) -> bool:
@@ -58,44 +68,79 @@ def _wants_checkpoint(p: Progress, method: str, every: int) -> bool:
     return p.boundary or (phase != "prune" and p.metrics["epochs_done"] % every == 0)
 
 
-def _lean(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The final metrics for result.json: no history, and the experiment config renamed, since
-    Tune writes the trial's own ``config`` (its sweep point) into every line."""
-    out = {k: v for k, v in metrics.items() if k not in ("history", "config")}
-    out["experiment_config"] = metrics["config"]
-    return out
+def tune_report(event: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """What Tune sees of a line: the event, progress, and the metrics that were measured."""
+    keys = REPORT_FIELDS + REPORTED_METRICS + ("status",)
+    return {"event": event, **{k: metrics[k] for k in keys if metrics.get(k) is not None}}
 
 
-def run_trial(config: dict[str, Any], *, base: dict[str, Any], trials: list[dict[str, Any]],
-              checkpoint_every: int, provenance: dict[str, Any]) -> None:
-    """Tune entry point (bind the keyword arguments with ``tune.with_parameters``)."""
-    cfg = trial_config(base, overrides_for(config, trials))
+def trial_folder(experiment_path: str) -> str:
+    """This trial's folder in the experiment's storage (local, NFS or a bucket)."""
+    return f"{experiment_path.rstrip('/')}/{Path(tune.get_context().get_trial_dir()).name}"
+
+
+def storage_failure(error: BaseException) -> str | None:
+    """The one-line reason when ``error`` means the storage cannot be written, else None."""
+    if isinstance(error, StorageError):
+        return str(error)
+    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+        return f"storage: {error.strerror or error}" + (f" ({error.filename})" if error.filename else "")
+    return None
+
+
+def run_trial(config: dict[str, Any], *, base: dict[str, Any], checkpoint_every: int,
+              provenance: dict[str, Any], experiment_path: str,
+              selection: dict[str, Any] | None = None) -> None:
+    """Tune entry point (bind the keyword arguments with ``tune.with_parameters``).
+
+    Storage that cannot be written (full, read-only) does not fail the trial, which would only
+    burn its retries on it: the trial reports ``storage_error`` and ends, and the driver stops
+    the sweep (:class:`sweeps.records.StopOnStorageError`).
+    """
+    try:
+        _run(config, base, checkpoint_every, provenance, experiment_path, selection)
+    except (StorageError, OSError) as e:
+        reason = storage_failure(e) or storage_failure(e.__context__ or e)
+        if reason is None:
+            raise
+        tune.report({"event": "storage_error", STORAGE_ERROR: reason})
+
+
+def _run(config: dict[str, Any], base: dict[str, Any], checkpoint_every: int,
+         provenance: dict[str, Any], experiment_path: str,
+         selection: dict[str, Any] | None) -> None:
+    cfg = trial_config(base, trial_overrides(config))
+    append, existing = record_sink(f"{trial_folder(experiment_path)}/{RECORD_FILE}")
+    if existing and last_status(existing) in TERMINAL:  # a restored sweep: done already
+        done = parse_record(existing.splitlines())
+        tune.report(tune_report("end", done.metrics()))
+        return
     prepare_dataset(cfg.dataset, cfg.data)  # once per node, under a lock: nodes may join late
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = load_state(Path(folder) / STATE_FILE)
-    exp = Experiment(cfg, state)
-    last_test_acc = 0.0
-    identity = {"method": cfg.method, "model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed}
+    recorder = Recorder("", append)
+    resumed = None if state is None else {"epochs_done": state["epochs_done"],
+                                          "history": len(state["history"])}
+    recorder.start(cfg, provenance=provenance, trial_id=tune.get_context().get_trial_id(),
+                   resumed=resumed, selection=selection)
+    try:
+        exp = Experiment(cfg, state)
+    except Exception as e:
+        recorder.end_status("errored", one_line(e))
+        raise
 
     def on_progress(p: Progress) -> None:
-        nonlocal last_test_acc
-        m = p.metrics
-        last_test_acc = m.get("test_acc", last_test_acc)
-        # every report carries the search metric, so schedulers such as ASHA always find it
-        report = {"event": "epoch", **m, "test_acc": last_test_acc, "evaluated": "test_acc" in m}
-        if p.level is not None:
-            report.update({"event": "level", **identity, **p.level, "epochs": cfg.train.epochs,
-                           "experiment_config": cfg.model_dump(mode="json")})
+        report = tune_report("level" if p.level else "epoch", p.metrics)
         if _wants_checkpoint(p, cfg.method, checkpoint_every):
             with tempfile.TemporaryDirectory() as folder:
                 save_state(p.state(), Path(folder) / STATE_FILE)
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(report)
-        _maybe_fail(m["epochs_done"])
+        _maybe_fail(p.metrics["epochs_done"])
 
-    metrics = exp.run(on_progress)
-    tune.report({"event": "final", **_lean(metrics), "provenance": provenance})
+    metrics = record_run(exp, recorder, on_progress)
+    tune.report(tune_report("end", {**metrics, "epochs_done": exp.epochs_done}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from drive.config import DataConfig
@@ -11,6 +13,7 @@ from drive.data.base import DATASETS, AnyData, DataError, FolderData, ImageData
 from drive.data.folder_loader import FolderLoader
 from drive.data.jpeg import encoded, resolve_decode
 from drive.data.loader import ImageLoader
+from drive.record import one_line
 from drive.registry import RegistryError
 
 Loader = ImageLoader | FolderLoader
@@ -22,11 +25,13 @@ def load_dataset(name: str, cfg: DataConfig | None = None) -> AnyData:
     The factory is called as ``factory(cfg)``, after ``cfg.args`` is checked against its options
     (:func:`drive.data.args.check_args`). ``cfg.train_size``/``cfg.test_size``, when set,
     then cap the sets at a random subset (seeded by ``cfg.split_seed``, kept in the original
-    order); for ``synthetic`` they are the generated sizes, so the cap changes nothing.
+    order); for ``synthetic`` they are the generated sizes, so the cap changes nothing. Then
+    ``cfg.val_fraction`` of the training set (per class, seeded by ``cfg.split_seed``) becomes
+    the validation set, which model selection uses instead of the test set.
 
     Raises:
-        DataError: unknown name, bad ``data.args``, missing or corrupt files, a factory
-            returning something else.
+        DataError: unknown name, bad ``data.args``, missing or corrupt files, a factory that
+            raises or returns something else, a split that leaves a set or a class empty.
     """
     cfg = cfg or DataConfig()
     try:
@@ -34,10 +39,22 @@ def load_dataset(name: str, cfg: DataConfig | None = None) -> AnyData:
     except RegistryError as e:
         raise DataError(str(e)) from None
     check_args(name, factory, cfg)
-    data = factory(cfg)
+    try:
+        data = factory(cfg)
+    except DataError:
+        raise
+    except Exception as e:
+        if ":" not in name:  # a built-in's failure is a bug: its traceback helps
+            raise
+        raise DataError(f"dataset: {name!r} failed to load ({one_line(e)})") from None
     if not isinstance(data, (ImageData, FolderData)):
         raise DataError(f"dataset: {name!r} returned {type(data).__name__}, expected ImageData or FolderData")
-    return data.capped(cfg.train_size, cfg.test_size, cfg.split_seed)
+    data = data.capped(cfg.train_size, cfg.test_size, cfg.split_seed)
+    data = data.with_validation(cfg.val_fraction, cfg.split_seed)
+    for split, n in (("training", data.num_train), ("test", data.num_test)):
+        if n == 0:
+            raise DataError(f"dataset: {name!r} has an empty {split} set")
+    return data
 
 
 def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_size: int,
@@ -57,14 +74,8 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
     normalizer = Normalizer(data.mean, data.std, device, channels_last,
                             normalize_float=isinstance(data, ImageData), dtype=dtype)
     if isinstance(data, FolderData):
-        mode = resolve_decode(cfg.decode, device)
-        out = []
-        for dataset, size, shuffle in ((data.train, batch_size, True), (data.test, eval_batch_size, False)):
-            served = encoded(dataset, mode, device)  # JPEG folders decoded by torchvision
-            dataset, collate, on_batch = served if served is not None else (dataset, None, None)
-            out.append(FolderLoader(dataset, normalizer, size, device, seed, shuffle, cfg.num_workers,
-                                    collate_fn=collate, on_batch=on_batch))
-        return out[0], out[1]
+        return (_folder_loader(data.train, normalizer, batch_size, True, cfg, device, seed),
+                _folder_loader(data.test, normalizer, eval_batch_size, False, cfg, device, seed))
     padding, flip = data.augmentation(cfg)
     side = min(data.train_images.shape[2:])
     if cfg.pad_mode == "reflect" and padding >= side:
@@ -76,3 +87,29 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
     test = ImageLoader(data.test_images, data.test_labels, normalizer, eval_batch_size, device, seed,
                        on_device=cfg.on_device)
     return train, test
+
+
+def make_val_loader(data: AnyData, cfg: DataConfig, eval_batch_size: int,
+                    device: torch.device | str, seed: int, channels_last: bool = False,
+                    dtype: torch.dtype = torch.float32) -> Loader | None:
+    """The validation loader (stored order, plain), or None when there is no validation set."""
+    device = torch.device(device)
+    normalizer = Normalizer(data.mean, data.std, device, channels_last,
+                            normalize_float=isinstance(data, ImageData), dtype=dtype)
+    if isinstance(data, FolderData):
+        if data.val is None:
+            return None
+        return _folder_loader(data.val, normalizer, eval_batch_size, False, cfg, device, seed)
+    if data.val_images is None:
+        return None
+    return ImageLoader(data.val_images, data.val_labels, normalizer, eval_batch_size, device, seed,
+                       on_device=cfg.on_device)
+
+
+def _folder_loader(dataset: Any, normalizer: Normalizer, batch_size: int, shuffle: bool, cfg: DataConfig,
+                   device: torch.device, seed: int) -> FolderLoader:
+    """A FolderLoader; JPEG folders decoded as ``data.decode`` says (:mod:`drive.data.jpeg`)."""
+    served = encoded(dataset, resolve_decode(cfg.decode, device), device)
+    dataset, collate, on_batch = served if served is not None else (dataset, None, None)
+    return FolderLoader(dataset, normalizer, batch_size, device, seed, shuffle, cfg.num_workers,
+                        collate_fn=collate, on_batch=on_batch)

@@ -61,6 +61,8 @@ class ImageData:
     crop_padding: int = 0
     flip: bool = False
     name: str = "custom"
+    val_images: torch.Tensor | None = None
+    val_labels: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -103,6 +105,19 @@ class ImageData:
     def num_test(self) -> int:
         return self.test_images.shape[0]
 
+    @property
+    def num_val(self) -> int:
+        return 0 if self.val_labels is None else self.val_labels.shape[0]
+
+    def with_validation(self, fraction: float, seed: int) -> ImageData:
+        """``fraction`` of the training set (per class, seeded) moved into a validation set."""
+        if fraction <= 0:
+            return self
+        keep, held = holdout_indices(self.train_labels, fraction, seed, self.name)
+        return dataclasses.replace(
+            self, train_images=self.train_images[keep], train_labels=self.train_labels[keep],
+            val_images=self.train_images[held], val_labels=self.train_labels[held])
+
     def augmentation(self, cfg: DataConfig) -> tuple[int, bool]:
         """``(crop_padding, flip)`` of the training set after the overrides in ``cfg``."""
         if not (self.augment if cfg.augment is None else cfg.augment):
@@ -140,6 +155,7 @@ class FolderData:
     std: Sequence[float]
     in_channels: int = 3
     name: str = "custom"
+    val: Dataset | None = None
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -153,6 +169,21 @@ class FolderData:
     @property
     def num_test(self) -> int:
         return len(self.test)  # type: ignore[arg-type]
+
+    @property
+    def num_val(self) -> int:
+        return 0 if self.val is None else len(self.val)  # type: ignore[arg-type]
+
+    def with_validation(self, fraction: float, seed: int) -> FolderData:
+        """``fraction`` of the training set (per class when the labels are known) held out."""
+        if fraction <= 0:
+            return self
+        labels = dataset_targets(self.train)
+        if labels is None:  # labels unknown without reading every image: a plain random split
+            labels = torch.zeros(self.num_train, dtype=torch.long)
+        keep, held = holdout_indices(labels, fraction, seed, self.name)
+        return dataclasses.replace(self, train=Subset(self.train, keep.tolist()),
+                                   val=Subset(self.train, held.tolist()))
 
     def capped(self, train_size: int | None, test_size: int | None, seed: int) -> FolderData:
         """At most ``train_size``/``test_size`` samples: a seeded random subset in original order."""
@@ -178,6 +209,38 @@ def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor | None:
         return None
     generator = torch.Generator().manual_seed(seed)
     return torch.randperm(n, generator=generator)[:size].sort().values
+
+
+def dataset_targets(dataset: Dataset) -> torch.Tensor | None:
+    """The labels of a dataset that lists them (``ImageFolder.targets``, subsets of it)."""
+    if isinstance(dataset, Subset):
+        parent = dataset_targets(dataset.dataset)
+        return None if parent is None else parent[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    targets = getattr(dataset, "targets", None)
+    return None if targets is None else torch.as_tensor(targets, dtype=torch.long)
+
+
+def holdout_indices(labels: torch.Tensor, fraction: float, seed: int,
+                    name: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held out) sorted indices: per class, ``round(fraction * n)`` samples (at least one)
+    chosen with a generator seeded by ``seed``.
+
+    Raises:
+        DataError: a class would keep no training sample.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    held = []
+    for c in torch.unique(labels).tolist():
+        members = (labels == c).nonzero().flatten()
+        n = max(1, round(fraction * len(members)))
+        if n >= len(members):
+            raise DataError(f"data.val_fraction: {fraction} leaves class {c} of {name} with no "
+                            f"training sample ({len(members)} in all); use a smaller fraction")
+        held.append(members[torch.randperm(len(members), generator=generator)[:n]])
+    held_idx = torch.cat(held).sort().values
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[held_idx] = False
+    return mask.nonzero().flatten(), held_idx
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

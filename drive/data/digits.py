@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from drive.config import DataConfig
-from drive.data.base import DATASETS, ImageData, channel_stats
+from drive.data.base import DATASETS, DataError, ImageData, channel_stats
 
 
 @DATASETS.register("digits")
@@ -22,8 +22,12 @@ def digits(cfg: DataConfig) -> ImageData:
     bunch = load_digits()
     images = torch.from_numpy(bunch.images).mul(255 / 16).round().to(torch.uint8).unsqueeze(1)
     labels = torch.from_numpy(bunch.target).long()
-    train_idx, test_idx = train_test_split(torch.arange(len(labels)).numpy(), test_size=cfg.test_fraction,
-                                           random_state=cfg.split_seed, stratify=bunch.target)
+    try:
+        train_idx, test_idx = train_test_split(torch.arange(len(labels)).numpy(), test_size=cfg.test_fraction,
+                                               random_state=cfg.split_seed, stratify=bunch.target)
+    except ValueError as e:  # too few images left on one side for every class
+        raise DataError(f"data.test_fraction: {cfg.test_fraction} cannot split the {len(labels)} "
+                        f"digits with every class in both sets ({e})") from None
     train_idx, test_idx = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
     mean, std = channel_stats(images[train_idx])
     return ImageData(images[train_idx], labels[train_idx], images[test_idx], labels[test_idx],

@@ -76,7 +76,11 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int, 
     except ModelError:
         raise
     except (TypeError, ValueError) as e:
-        raise ModelError(f"model_args: {e} (model {name!r})") from e
+        raise ModelError(f"model_args: {e} (model {name!r})") from None
+    except Exception as e:  # a user's factory that fails: one line (a built-in's: a bug, traced)
+        if ":" not in name:
+            raise
+        raise ModelError(f"model: {name!r} could not be built ({type(e).__name__}: {e})") from None
     if not isinstance(model, nn.Module):
         raise ModelError(f"model: {name!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model

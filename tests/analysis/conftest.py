@@ -1,5 +1,6 @@
-"""Result folders for the analysis tests: real metrics from tiny digits runs, and hand-written
-Ray Tune trial folders in the format of docs/results.md."""
+"""Result records for the analysis tests: real records of tiny digits runs (written as a sweep
+trial and `drive-sweep prune --out` write them), and hand-built ones written with the same
+writer (drive.record)."""
 
 from __future__ import annotations
 
@@ -26,25 +27,19 @@ def config_tree(**axes: Any) -> dict[str, Any]:
     return tree
 
 
-def run_real(**axes: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A real experiment on digits: its metrics and the result.json lines a sweep reports."""
+def run_real(record: Path | None = None, **axes: Any) -> dict[str, Any]:
+    """A real experiment on digits, recorded (as a sweep trial or prune --out does) in ``record``."""
     from drive.config import build_config
-    from drive.experiment import run
+    from drive.experiment import Experiment
+    from drive.record import Recorder, record_run
 
     cfg = build_config(config_tree(**axes))
-    lines: list[dict[str, Any]] = []
-
-    def report(p) -> None:
-        lines.append({"event": "epoch", **p.metrics})
-        if p.level:
-            lines.append({"event": "level", **p.level, "method": cfg.method, "model": cfg.model,
-                          "dataset": cfg.dataset, "seed": cfg.seed, "epochs": cfg.train.epochs,
-                          "experiment_config": cfg.model_dump(mode="json")})
-
-    metrics = run(cfg, report)
-    final = {k: v for k, v in metrics.items() if k not in ("history", "config")}
-    lines.append({"event": "final", **final, "experiment_config": metrics["config"]})
-    return metrics, lines
+    exp = Experiment(cfg)
+    if record is None:
+        return exp.run()
+    recorder = Recorder(record, truncate=True)
+    recorder.start(cfg, trial_id=record.parent.name if record.name == "metrics.jsonl" else None)
+    return record_run(exp, recorder)
 
 
 def fake_metrics(method: str, sparsity: float, seed: int = 0, test_acc: float = 0.9,
@@ -69,25 +64,31 @@ def fake_metrics(method: str, sparsity: float, seed: int = 0, test_acc: float = 
     return m
 
 
-def tune_lines(lines: list[dict[str, Any]], trial_id: str, params: dict[str, Any]) -> str:
-    """result.json text: each line with the fields Ray Tune adds (``config`` = the params)."""
-    return "".join(json.dumps({**line, "trial_id": trial_id, "training_iteration": i + 1,
-                               "date": "2025-01-01_00-00-00", "time_total_s": 1.0 + i,
-                               "config": params}) + "\n" for i, line in enumerate(lines))
+def write_record(folder: Path, trial_id: str, metrics: dict[str, Any] | None = None,
+                 lines: list[dict[str, Any]] = (), end: dict[str, Any] | None = None,
+                 tail: str = "", **start: Any) -> Path:
+    """A trial's record ``<folder>/<trial_id>/metrics.jsonl`` written with the real writer:
+    ``start`` (identity and config from ``metrics``, or ``start``), ``lines`` (epoch/level
+    events), then the end: ``metrics`` as the final metrics, or ``end`` (status, reason), or
+    none; ``tail`` is appended raw (e.g. a line cut short)."""
+    from drive.record import Recorder
 
-
-def write_trial(experiment: Path, trial_id: str, lines: list[dict[str, Any]],
-                params: dict[str, Any], error: str | None = None, tail: str = "") -> Path:
-    """A Ray Tune trial folder; ``tail`` is appended raw (e.g. a half-written line)."""
-    folder = experiment / f"train_{trial_id}_{params.get('method', 'x')}"
-    folder.mkdir(parents=True)
-    (folder / "params.json").write_text(json.dumps(params))
-    (folder / "result.json").write_text(tune_lines(lines, trial_id, params) + tail)
-    if error is not None:
-        (folder / "error.txt").write_text(
-            "Failure # 1 (occurred at 2025-01-01_00-00-00)\nTraceback (most recent call last):\n"
-            f'  File "trainable.py", line 3, in train\n{error}\n\n')
-    return folder
+    path = folder / trial_id / "metrics.jsonl"
+    rec = Recorder(path, truncate=True)
+    src = {**(metrics or {}), **start}
+    ident = {k: src.get(k) for k in ("method", "sparsity", "model", "dataset", "seed", "epochs",
+                                     "warmup_epochs", "prune_iterations")}
+    rec.write("start", record=1, **ident, trial_id=trial_id, resumed=None, selection=None,
+              provenance=None, config=src.get("config", {}))
+    for line in lines:
+        rec.write(line["event"], **{k: v for k, v in line.items() if k != "event"})
+    if end is not None:
+        rec.end_status(**end)
+    elif metrics is not None:
+        rec.end(metrics)
+    with path.open("a") as f:
+        f.write(tail)
+    return path
 
 
 def epoch_line(epoch: int, **fields: Any) -> dict[str, Any]:
@@ -99,8 +100,8 @@ def epoch_line(epoch: int, **fields: Any) -> dict[str, Any]:
 @pytest.fixture
 def make() -> SimpleNamespace:
     """Helpers to build result files."""
-    return SimpleNamespace(metrics=fake_metrics, write_trial=write_trial, epoch=epoch_line,
-                           run_real=run_real, tune_lines=tune_lines)
+    return SimpleNamespace(metrics=fake_metrics, write_record=write_record, epoch=epoch_line,
+                           run_real=run_real)
 
 
 #: The real sweep: (axes, seeds). Sparsities 0.5 and 0.9; IMP lands on both.
@@ -120,8 +121,8 @@ SWEEP = [
 
 @pytest.fixture(scope="session")
 def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """A small real sweep on digits written as a Ray Tune experiment folder, plus one errored,
-    one running and one `drive-sweep prune --out` file; built once per session."""
+    """A small real sweep on digits recorded as a sweep's experiment folder, plus one errored,
+    one running trial and one `drive-sweep prune --out` record; built once per session."""
     import torch
 
     root = tmp_path_factory.mktemp("real")
@@ -133,22 +134,19 @@ def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     try:
         for axes, seeds in SWEEP:
             for seed in seeds:
-                m, lines = run_real(**axes, seed=seed)
-                params = {**axes, "seed": seed, "train.epochs": axes.get("train.epochs", 1),
-                          "model_args.width": 0.5, "device": "cpu", "train.batch_size": 128}
-                write_trial(experiment, f"{n:05d}", lines, params)
-                metrics.append(m)
+                trial = experiment / f"{axes['method']}_{n:05d}" / "metrics.jsonl"
+                metrics.append(run_real(trial, **axes, seed=seed))
                 n += 1
-        random_metrics, _ = run_real(method="random", sparsity=0.9, seed=0)
+        pruned = root / "pruned"
+        random_metrics = run_real(pruned / "random_s0.9.jsonl", method="random", sparsity=0.9, seed=0)
     finally:
         torch.set_num_threads(threads)
-    grasp = {"method": "grasp", "sparsity": 0.9, "seed": 0, "train.epochs": 1}
-    write_trial(experiment, "err01", [epoch_line(1, density=0.1)], grasp,
-                error="RuntimeError: CUDA out of memory")
-    running = {"method": "snip", "sparsity": 0.9, "seed": 2, "train.epochs": 1}
-    write_trial(experiment, "run01", [], running, tail='{"event": "epoch", "phase": "tr')
-    pruned = root / "pruned"
-    pruned.mkdir()
-    (pruned / "random_s0.9.json").write_text(json.dumps(random_metrics))
-    return SimpleNamespace(experiment=experiment, pruned=pruned / "random_s0.9.json",
+    grasp = {"method": "grasp", "sparsity": 0.9, "seed": 0, "epochs": 1, "config": config_tree(
+        method="grasp", sparsity=0.9)}
+    write_record(experiment, "err01", lines=[epoch_line(1, density=0.1)],
+                 end={"status": "errored", "reason": "RuntimeError: CUDA out of memory"}, **grasp)
+    running = {"method": "snip", "sparsity": 0.9, "seed": 2, "epochs": 1,
+               "config": config_tree(method="snip", sparsity=0.9, seed=2)}
+    write_record(experiment, "run01", tail='{"event": "epoch", "phase": "tr', **running)
+    return SimpleNamespace(experiment=experiment, pruned=pruned / "random_s0.9.jsonl",
                            metrics=metrics, random=random_metrics)

@@ -1,4 +1,4 @@
-"""The analysis on the folder of a real Ray Tune sweep, checked against the raw result.json lines."""
+"""The analysis on the folder of a real Ray Tune sweep, checked against the raw record lines."""
 
 import json
 import re
@@ -33,9 +33,9 @@ def sweep(tmp_path_factory):
 
 def raw_finals(path: Path) -> list[dict]:
     out = []
-    for f in path.glob("*/result.json"):
+    for f in path.glob("*/metrics.jsonl"):
         lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
-        out += [x for x in lines if x["event"] == "final"]
+        out += [x for x in lines if x["event"] == "end"]
     return out
 
 

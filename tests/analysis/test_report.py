@@ -90,11 +90,12 @@ def test_speedup_tables_equal_imp_over_method(report):
 
 def test_failed_trials_are_listed_with_their_reason(report):
     _, text, _, _ = report
-    failed = md_table(text, "Failed, diverged and unfinished trials").reset_index()
+    failed = md_table(text, "Trials that did not finish").reset_index()
     err = failed[failed["trial"] == "err01"].iloc[0]
     assert (err["method"], err["sparsity"], err["status"], err["progress"], err["reason"]) == (
         "grasp", "90%", "errored", "1/1 epochs", "RuntimeError: CUDA out of memory")
-    running = failed[failed["trial"] == "train_run01_snip"].iloc[0]
+    running = failed[failed["trial"] == "run01"].iloc[0]
+    assert (running["method"], running["sparsity"], running["seed"]) == ("snip", "90%", "2")
     assert (running["status"], running["reason"]) == ("running", "—")
     assert "18 trials (16 finished, 1 errored, 1 running)" in text
 
@@ -104,7 +105,7 @@ def test_report_without_imp_or_drive_variants_says_what_it_skipped(make, tmp_pat
     folder.mkdir()
     for i, (method, s) in enumerate([("snip", 0.5), ("snip", 0.9), ("drive", 0.9)]):
         m = make.metrics(method, s, test_acc=0.5 + i / 10)
-        (folder / f"{method}_{s}.json").write_text(pd.io.json.ujson_dumps(m))
+        make.write_record(folder, f"{method}_{s}", m)
     text = write_report([folder], tmp_path / "out", sparsity=0.5).read_text()
     assert "*Pruning time vs IMP*: not drawn — no finished IMP trial" in text
     assert "*DRIVE: warm-up epochs x pruning iterations*: not drawn — no DRIVE" in text

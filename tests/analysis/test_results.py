@@ -38,14 +38,16 @@ def test_real_sweep_folder_gives_one_row_per_trial_and_imp_level(real_sweep):
 
 def test_real_sweep_lists_errored_and_running_trials_without_inventing_accuracy(real_sweep):
     df = load(real_sweep.experiment).set_index("trial_id")
-    err, run = df.loc["err01"], df.loc["train_run01_snip"]  # no valid line: folder name
+    err, run = df.loc["err01"], df.loc["run01"]
     assert (err["status"], err["reason"]) == ("errored", "RuntimeError: CUDA out of memory")
     assert run["status"] == "running" and pd.isna(run["reason"])
     for row in (err, run):
         assert not row["complete"] and np.isnan(row["test_acc"]) and np.isnan(row["best_test_acc"])
     assert (err["method"], err["sparsity"], err["seed"], err["epochs_done"]) == ("grasp", 0.9, 0, 1)
     assert err["density"] == 0.1  # progress from the last epoch line
-    assert run["method"] == "snip" and pd.isna(run["epochs_done"])  # its only line was cut short
+    # its identity comes from its start line; its only other line was cut short
+    assert (run["method"], run["sparsity"], run["seed"]) == ("snip", 0.9, 2)
+    assert pd.isna(run["epochs_done"])
 
 
 def test_prune_out_json_and_folders_of_them(real_sweep, tmp_path):
@@ -69,42 +71,49 @@ def test_rows_from_metrics_imp_levels_and_extra_fields(real_sweep):
     assert rows[-1]["params_remaining"] == imp["params_remaining"]
 
 
-def test_hand_written_trials_statuses_reasons_and_partial_imp(tmp_path, make):
+def test_hand_written_records_statuses_reasons_and_partial_imp(tmp_path, make):
     exp = tmp_path / "exp"
     snip = make.metrics("snip", 0.9, test_acc=0.7)
-    make.write_trial(exp, "fin", [make.epoch(1), {"event": "final", **snip}], {"method": "snip"})
+    make.write_record(exp, "fin", snip, lines=[make.epoch(1)])
     div = make.metrics("drive", 0.9, status="diverged", reason="training loss became nan",
                        test_acc=0.1, warmup_epochs=2, prune_iterations=10)
-    make.write_trial(exp, "div", [make.epoch(1), {"event": "final", **div}], {"method": "drive"})
+    make.write_record(exp, "div", div, lines=[make.epoch(1)])
     level = {k: v for k, v in make.metrics("imp", 0.2, test_acc=0.8).items()
              if k in ("sparsity", "test_acc", "best_test_acc", "prune_time_s", "prune_samples",
                       "train_time_s", "total_time_s", "density", "layer_density",
                       "params_remaining", "params_prunable", "collapsed_layers")}
-    lv1 = {"event": "level", "level": 1, **level, "method": "imp", "model": "toy",
-           "dataset": "toyset", "seed": 3, "epochs": 4}
+    lv1 = {"event": "level", "level": 1, **level}
     lv1_again = {**lv1, "test_acc": 0.81}  # reported again after a restore: the last copy wins
     lv2 = {**lv1, "level": 2, "sparsity": 0.36000000000000004, "test_acc": 0.79}
-    make.write_trial(exp, "imp", [make.epoch(1), lv1, make.epoch(2), lv1_again, lv2,
-                                  make.epoch(3, epochs_done=7, density=0.512)],
-                     {"method": "imp", "sparsity": 0.9, "seed": 3, "train.epochs": 4},
-                     error="ray.exceptions.NodeDiedError: the node running this trial died")
-    (exp / "early").mkdir()  # errored before its first report: params.json and error.txt only
-    (exp / "early" / "params.json").write_text(json.dumps({"method": "grasp", "sparsity": 0.5}))
-    (exp / "early" / "error.txt").write_text("Traceback\n  ...\nValueError: boom\n\n")
+    make.write_record(exp, "imp", lines=[make.epoch(1), lv1, make.epoch(2), lv1_again, lv2,
+                                         make.epoch(3, epochs_done=7, density=0.512)],
+                      end={"status": "errored", "reason": "NodeDiedError: the node died"},
+                      method="imp", sparsity=0.9, seed=3, epochs=4, model="toy", dataset="toyset",
+                      config={"method": "imp", "sparsity": 0.9, "seed": 3, "train": {"epochs": 4}})
+    make.write_record(exp, "early", end={"status": "errored", "reason": "ValueError: boom"},
+                      method="grasp", sparsity=0.5, seed=0, config={"method": "grasp", "sparsity": 0.5})
+    make.write_record(exp, "asha", lines=[make.epoch(1)],
+                      end={"status": "stopped", "reason": "stopped by ASHA after 1 epoch(s)",
+                           "stopped_by": "asha"},
+                      method="snip", sparsity=0.5, seed=1, config={"method": "snip", "sparsity": 0.5})
+    # Ray Tune's own files are never read, even when they look like results
+    (exp / "fin" / "result.json").write_text(json.dumps({"event": "final", **snip, "seed": 99}))
+    (exp / "fin" / "params.json").write_text(json.dumps({"trial": {"method": "dense"}}))
     (exp / "experiment_state-2025.json").write_text(json.dumps({"method": 1, "status": 2}))
     (exp / "notes.json").write_text("[1, 2]")
 
     df = load(exp)
     by = {t: g for t, g in df.groupby("trial_id")}
-    assert set(by) == {"fin", "div", "imp", "early"}
+    assert set(by) == {"fin", "div", "imp", "early", "asha"}
     assert by["fin"]["status"].tolist() == ["finished"] and by["fin"]["complete"].all()
+    assert by["fin"]["seed"].tolist() == [0]
     d = by["div"].iloc[0]
     assert (d["status"], d["reason"]) == ("diverged", "training loss became nan")
     assert not d["complete"]
     assert (d["warmup_epochs"], d["prune_iterations"], d["drive_weights"]) == (2, 10, "1,1,1")
     imp = by["imp"].sort_values("sparsity")
     assert imp["status"].unique().tolist() == ["errored"]
-    assert imp["reason"].iloc[0] == "ray.exceptions.NodeDiedError: the node running this trial died"
+    assert imp["reason"].iloc[0] == "NodeDiedError: the node died"
     assert imp["sparsity"].tolist() == [0.2, 0.36, 0.9]  # two finished levels + where it stopped
     assert imp["complete"].tolist() == [True, True, False]
     assert imp["test_acc"].iloc[:2].tolist() == [0.81, 0.79] and np.isnan(imp["test_acc"].iloc[2])
@@ -112,18 +121,20 @@ def test_hand_written_trials_statuses_reasons_and_partial_imp(tmp_path, make):
     e = by["early"].iloc[0]
     assert (e["status"], e["reason"], e["method"], e["sparsity"]) == ("errored", "ValueError: boom",
                                                                        "grasp", 0.5)
-    # params.json holding only the sweep axes: the rest is resolved with the config defaults
+    # a config holding only some fields: the rest is resolved with the config defaults
     assert e["cfg.train.epochs"] == 12 and e["model"] == "digits_cnn"
+    a = by["asha"].iloc[0]
+    assert (a["status"], a["method"], a["sparsity"], a["seed"]) == ("stopped", "snip", 0.5, 1)
+    assert a["epochs_done"] == 1 and np.isnan(a["test_acc"])
 
 
 def test_only_drive_has_warmup_and_term_settings(tmp_path, make):
     exp = tmp_path / "exp"
     snip = make.metrics("snip", 0.9, warmup_epochs=0, config={"warmup_epochs": 3})
-    drive = make.metrics("drive", 0.9, warmup_epochs=3, prune_iterations=5)
-    make.write_trial(exp, "a", [{"event": "final", **snip}], {"method": "snip", "warmup_epochs": 3})
-    # Tune replaces a reported `config` by the trial's params: the term settings come from there
-    make.write_trial(exp, "b", [{"event": "final", **drive}],
-                     {"method": "drive", "drive.weights": [1, 0, 0.5], "drive.combine": "product"})
+    drive = make.metrics("drive", 0.9, warmup_epochs=3, prune_iterations=5,
+                         config={"drive": {"weights": [1, 0, 0.5], "combine": "product"}})
+    make.write_record(exp, "a", snip)
+    make.write_record(exp, "b", drive)
     df = load(exp).set_index("method")
     assert df.loc["snip", "warmup_epochs"] == 0 and pd.isna(df.loc["snip", "drive_combine"])
     assert df.loc["snip", "cfg.warmup_epochs"] == 3  # the raw config is still there
@@ -155,15 +166,6 @@ def test_bad_paths(tmp_path):
         load(tmp_path / "missing")
     other = tmp_path / "x.json"
     other.write_text("{}")
-    with pytest.raises(ResultsError, match="not a metrics JSON"):
+    with pytest.raises(ResultsError, match="not a result record"):
         load(other)
     assert load(tmp_path).empty and list(tidy(pd.DataFrame()).columns) == list(COLUMNS)
-
-
-def test_reading_only_the_tail_gives_the_same_frame(real_sweep, monkeypatch):
-    import analysis.results as results
-
-    full = load(real_sweep.experiment)
-    for tail in (64, 2_600, 8_000):  # shorter than any final line, than some, than most files
-        monkeypatch.setattr(results, "TAIL_BYTES", tail)
-        pd.testing.assert_frame_equal(load(real_sweep.experiment), full)

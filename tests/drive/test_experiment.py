@@ -360,3 +360,13 @@ def test_a_state_of_the_previous_version_still_resumes():
     assert comparable(run(cfg, state=state)) == comparable(run(cfg))
     with pytest.raises(CheckpointError, match="version 1 is not one of 2, 3"):
         Experiment(cfg, dict(state, version=1))
+
+
+def test_validation_accuracy_at_every_evaluation_and_in_the_metrics():
+    m = Experiment(config(method="snip", sparsity=0.5, data={"val_fraction": 0.2})).run()
+    trained = [h for h in m["history"] if h["phase"] == "train"]
+    assert all(0 <= h["val_acc"] <= 1 and h["val_loss"] > 0 for h in trained)
+    assert m["val_acc"] == trained[-1]["val_acc"] and m["val_loss"] == trained[-1]["val_loss"]
+    assert "val_acc" not in m["history"][0]  # the pruning step evaluates nothing
+    plain = Experiment(config(method="snip", sparsity=0.5)).run()
+    assert plain["val_acc"] is None and all("val_acc" not in h for h in plain["history"])

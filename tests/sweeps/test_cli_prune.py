@@ -1,11 +1,17 @@
-"""`drive-sweep prune`: one experiment from flags and config files, JSON out, one-line errors."""
+"""`drive-sweep prune`: one experiment from flags and config files, its record, one-line errors."""
 
 import json
 
 import pytest
 
 from drive.masks import keep_count
+from drive.record import read_record
 from sweeps.cli import main
+
+
+def metrics(path) -> dict:
+    """The experiment's metrics from its record (what `prune --out` writes)."""
+    return read_record(path).metrics()
 
 KEYS = {"method", "sparsity", "test_acc", "best_test_acc", "density", "layer_density", "prune_time_s",
         "prune_samples", "train_time_s", "total_time_s"}
@@ -17,10 +23,9 @@ def run_prune(*args: str, capsys=None) -> int:
 
 def test_drive_on_digits_at_90_percent_keeps_10_percent_within_3_points_of_dense(tmp_path):
     """The issue's acceptance check, with the CLI's default (embedded) config."""
-    assert run_prune("--out", str(tmp_path / "drive.json")) == 0
-    assert run_prune("--method", "dense", "--out", str(tmp_path / "dense.json")) == 0
-    drive = json.loads((tmp_path / "drive.json").read_text())
-    dense = json.loads((tmp_path / "dense.json").read_text())
+    assert run_prune("--out", str(tmp_path / "drive.jsonl")) == 0
+    assert run_prune("--method", "dense", "--out", str(tmp_path / "dense")) == 0  # no suffix: a file
+    drive, dense = metrics(tmp_path / "drive.jsonl"), metrics(tmp_path / "dense")
     assert KEYS <= set(drive)
     assert (drive["method"], drive["sparsity"], dense["method"]) == ("drive", 0.9, "dense")
     assert drive["params_remaining"] == keep_count(0.1, drive["params_prunable"])
@@ -32,10 +37,10 @@ def test_drive_on_digits_at_90_percent_keeps_10_percent_within_3_points_of_dense
 def test_flags_config_file_and_set_compose(tmp_path, capsys):
     cfg = tmp_path / "exp.yaml"
     cfg.write_text("method: snip\nsparsity: 0.8\ntrain: {epochs: 3, batch_size: 128}\n")
-    out = tmp_path / "m.json"
+    out = tmp_path / "m.jsonl"
     assert run_prune("--config", str(cfg), "--sparsity", "0.5", "--epochs", "1", "--seed", "3",
                      "--set", "model_args={width: 0.5}", "--out", str(out)) == 0
-    m = json.loads(out.read_text())
+    m = metrics(out)
     assert (m["method"], m["sparsity"], m["epochs"], m["seed"]) == ("snip", 0.5, 1, 3)
     assert m["config"]["model_args"] == {"width": 0.5} and m["config"]["train"]["batch_size"] == 128
     printed = capsys.readouterr().out
@@ -45,11 +50,11 @@ def test_flags_config_file_and_set_compose(tmp_path, capsys):
 def test_checkpoint_file_resumes_a_run(tmp_path):
     ck = tmp_path / "state.pt"
     args = ["--method", "magnitude", "--sparsity", "0.5", "--epochs", "2", "--checkpoint", str(ck)]
-    assert run_prune(*args, "--out", str(tmp_path / "a.json")) == 0
+    assert run_prune(*args, "--out", str(tmp_path / "a.jsonl")) == 0
     assert ck.exists()
     # the checkpoint holds a finished run: resuming it re-runs nothing and gives the same result
-    assert run_prune(*args, "--out", str(tmp_path / "b.json")) == 0
-    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert run_prune(*args, "--out", str(tmp_path / "b.jsonl")) == 0
+    a, b = (metrics(tmp_path / f) for f in ("a.jsonl", "b.jsonl"))
     assert a["test_acc"] == b["test_acc"] and a["history"] == b["history"]
 
 
@@ -64,12 +69,12 @@ def test_checkpoint_file_resumes_a_run(tmp_path):
     (["--dataset", "mnist"], "dataset: unknown dataset 'mnist'"),
     (["--set", "train.lr=fast"], "train.lr: Input should be a valid number"),
     (["--set", "nonsense"], "--set nonsense: expected key=value"),
-    (["--config", "/nonexistent.yaml"], "config: file not found: /nonexistent.yaml"),
-    (["--config", "/"], "config: cannot read / (Is a directory)"),
+    (["--config", "/nonexistent.yaml"], "--config: file not found: /nonexistent.yaml"),
+    (["--config", "/"], "--config: cannot read / (Is a directory)"),
     (["--method", "snip", "--dataset", "cifar10", "--set", "data.root=/nonexistent"], "data.root:"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, line, capsys, tmp_path):
-    out = tmp_path / "never.json"
+    out = tmp_path / "never.jsonl"
     assert run_prune(*args, "--out", str(out)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
@@ -90,3 +95,37 @@ def test_unreadable_checkpoint_is_one_line(tmp_path, capsys):
     assert run_prune("--checkpoint", str(ck)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("drive-sweep: error: checkpoint: cannot read")
+
+
+def test_the_record_grows_line_by_line_and_ends(tmp_path):
+    """The contract: start (identity, config) first, one line per epoch as it happens, end last."""
+    out = tmp_path / "run.jsonl"
+    seen = []
+
+    class Spy:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, p):
+            seen.append(len(out.read_text().splitlines()))  # lines on disk at each epoch
+
+    import drive.record as record
+
+    original = record.record_run
+
+    def spying(exp, recorder, callback=None):
+        return original(exp, recorder, Spy(callback))
+
+    record.record_run = spying
+    try:
+        assert run_prune("--method", "snip", "--epochs", "2", "--set", "data.val_fraction=0.1",
+                         "--out", str(out)) == 0
+    finally:
+        record.record_run = original
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["event"] for x in lines] == ["start", "epoch", "epoch", "epoch", "end"]
+    assert seen == [2, 3, 4]  # each epoch's line was flushed before training went on
+    start, end = lines[0], lines[-1]
+    assert (start["method"], start["sparsity"], start["config"]["data"]["val_fraction"]) == ("snip", 0.9, 0.1)
+    assert end["status"] == "finished" and 0 <= end["val_acc"] <= 1 and "history" not in end
+    assert all("val_acc" in x for x in lines[2:4]) and "val_acc" not in lines[1]  # prune: not evaluated

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import ray
 
+from drive.record import read_record
 from sweeps.launch import resolved_base, run_sweep
 from sweeps.spec import SweepError, load_spec
 from sweeps.trainable import FAIL_ONCE_ENV
@@ -15,11 +16,12 @@ FAST = {"dataset": "digits", "model": "digits_cnn", "model_args": {"width": 0.5}
 
 
 def events(trial_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+    """The raw lines of a trial's record."""
+    return [json.loads(line) for line in (trial_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
 def trial_dirs(path: str) -> list[Path]:
-    return sorted(p.parent for p in Path(path).glob("*/result.json"))
+    return sorted(p.parent for p in Path(path).glob("*/metrics.jsonl"))
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +30,7 @@ def fresh_ray():
     ray.shutdown()
 
 
-def test_a_small_grid_gives_one_final_result_per_trial_with_its_config(tmp_path):
+def test_a_small_grid_gives_one_record_per_trial_with_its_config(tmp_path):
     spec = load_spec(tree={"name": "grid", "storage": str(tmp_path), "experiment": FAST,
                            "sweep": {"method": ["snip", "magnitude"], "sparsity": [0.5, 0.9], "seed": [0]}})
     path = run_sweep(spec, verbose=0)
@@ -36,18 +38,23 @@ def test_a_small_grid_gives_one_final_result_per_trial_with_its_config(tmp_path)
     assert len(dirs) == 4
     seen = set()
     for d in dirs:
-        point = json.loads((d / "params.json").read_text())["trial"]
-        finals = [e for e in events(d) if e["event"] == "final"]
-        assert len(finals) == 1
-        final = finals[0]
-        assert final["status"] == "finished"
-        assert (final["method"], final["sparsity"]) == (point["method"], point["sparsity"])
-        config = final["experiment_config"]
-        assert config["method"] == point["method"] and config["sparsity"] == point["sparsity"]
+        lines = events(d)
+        start, ends = lines[0], [e for e in lines if e["event"] == "end"]
+        assert start["event"] == "start" and len(ends) == 1
+        end = ends[0]
+        assert end["status"] == "finished"
+        assert (end["method"], end["sparsity"]) == (start["method"], start["sparsity"])
+        config = start["config"]
+        assert config["method"] == start["method"] and config["sparsity"] == start["sparsity"]
         assert config["model_args"] == {"width": 0.5} and config["train"]["epochs"] == 2
-        assert final["provenance"]["versions"]["torch"]
-        assert [e["epochs_done"] for e in events(d) if e["event"] == "epoch" and e["phase"] == "train"] == [1, 2]
-        seen.add((point["method"], point["sparsity"]))
+        assert start["provenance"]["versions"]["torch"] and start["trial_id"] in d.name
+        assert start["selection"] is None  # a grid: nothing ranks the trials
+        train = [e for e in lines if e["event"] == "epoch" and e["phase"] == "train"]
+        assert [e["epochs_done"] for e in train] == [1, 2]
+        # no validation split: no val metric, and no accuracy before the first evaluation
+        assert all("val_acc" not in e for e in lines if e["event"] == "epoch") and end["val_acc"] is None
+        assert "test_acc" not in next(e for e in lines if e["event"] == "epoch" and e["phase"] == "prune")
+        seen.add((start["method"], start["sparsity"]))
     assert seen == {("snip", 0.5), ("snip", 0.9), ("magnitude", 0.5), ("magnitude", 0.9)}
     assert (Path(path) / "sweep.yaml").exists()
 
@@ -66,9 +73,14 @@ def test_a_crashed_trial_resumes_from_its_checkpoint_and_ends_like_its_twin(tmp_
     runs = {d: events(d) for d in trial_dirs(path)}
     trained = {d: [e["epochs_done"] for e in ev if "train_loss" in e] for d, ev in runs.items()}
     crashed = [d for d, done in trained.items() if done.count(3) == 2]
-    assert len(crashed) == 1, "exactly one trial died after epoch 3 and reported it again"
+    assert len(crashed) == 1, "exactly one trial died after epoch 3 and recorded it again"
     assert trained[crashed[0]] == [1, 2, 3, 3, 4, 5]  # resumed from the epoch-2 checkpoint, not from 0
-    finals = [next(e for e in ev if e["event"] == "final") for ev in runs.values()]
+    starts = [e for e in runs[crashed[0]] if e["event"] == "start"]
+    assert [s["resumed"] for s in starts][0] is None and starts[1]["resumed"]["epochs_done"] == 2
+    record = read_record(crashed[0] / "metrics.jsonl")
+    assert record.attempts == 2 and record.status == "finished"
+    assert [h["epochs_done"] for h in record.history if "train_loss" in h] == [1, 2, 3, 4, 5]
+    finals = [next(e for e in ev if e["event"] == "end") for ev in runs.values()]
     keys = ("test_acc", "best_test_acc", "test_loss", "density", "layer_density", "params_remaining")
     assert {k: finals[0][k] for k in keys} == {k: finals[1][k] for k in keys}
 
@@ -98,27 +110,45 @@ def test_relative_data_root_is_pinned_to_the_launch_folder(tmp_path, monkeypatch
     assert resolved_base(spec)["data"]["root"] == "~/data"
 
 
-def test_sampled_axes_with_optuna_asha_and_uri_storage(tmp_path):
-    """Sampled learning rates through Optuna, the ASHA scheduler, and a storage URI (the code
-    path of s3:// and gs://, here on the local file system)."""
-    from sweeps.results import write_results
+def test_missing_data_leaves_no_experiment_folder(tmp_path):
+    spec = load_spec(tree={"name": "nodata", "storage": str(tmp_path), "experiment": {
+        **FAST, "method": "snip", "dataset": "cifar10", "model": "resnet20",
+        "data": {"root": str(tmp_path / "none")}}})
+    with pytest.raises(SweepError):
+        run_sweep(spec, verbose=0)
+    assert not (tmp_path / "nodata").exists()
 
-    spec = load_spec(tree={
-        "name": "tuned", "storage": f"file://{tmp_path}/store",
-        "experiment": {**FAST, "method": "snip", "sparsity": 0.8},
-        "sweep": {"train.lr": {"loguniform": [0.01, 0.2]}, "seed": [0]},
-        "search": {"algorithm": "optuna", "num_samples": 3, "seed": 0},
-        "scheduler": {"name": "asha", "max_t": 10, "grace_period": 1}})
-    path = run_sweep(spec, verbose=0)
-    assert path == f"file://{tmp_path}/store/tuned"
-    folder = tmp_path / "store" / "tuned"
-    lrs = []
-    for d in trial_dirs(str(folder)):
-        ev = events(d)
-        assert ev[-1]["event"] in ("final", "epoch")  # ASHA may stop a trial early
-        lrs += [e["experiment_config"]["train"]["lr"] for e in ev if e["event"] == "final"]
-    assert len(trial_dirs(str(folder))) == 3 and lrs
-    assert all(0.01 <= lr <= 0.2 for lr in lrs) and len(set(lrs)) == len(lrs)
-    frame = write_results(path)
-    assert (folder / "results.csv").exists() and (folder / "results.parquet").exists()
-    assert set(frame["status"]) <= {"finished", "running"}
+
+def test_two_launches_at_once_exactly_one_claims_the_name(tmp_path):
+    """Eight launches released at the same instant (an O_EXCL create decides, as between
+    processes): exactly one owns the folder."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sweeps.storage import claim
+
+    path = str(tmp_path / "race")
+    gate = threading.Barrier(8)
+
+    def launch(i: int) -> bool:
+        gate.wait()
+        return claim(path, f"launch {i}\n", "sweep.yaml")
+
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(launch, range(8)))
+    assert sum(won) == 1
+    assert (tmp_path / "race" / "sweep.yaml").read_text() == f"launch {won.index(True)}\n"
+
+
+def test_a_launch_failing_before_tune_starts_removes_its_claim(tmp_path, monkeypatch):
+    import sweeps.launch as launch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tune could not start")
+
+    monkeypatch.setattr(launch, "_new_tuner", broken)
+    spec = load_spec(tree={"name": "broken", "storage": str(tmp_path),
+                           "experiment": {**FAST, "method": "snip"}, "sweep": {"sparsity": [0.5]}})
+    with pytest.raises(RuntimeError, match="tune could not start"):
+        run_sweep(spec, verbose=0)
+    assert not (tmp_path / "broken").exists() and tmp_path.exists()

@@ -1,6 +1,6 @@
 from ray import tune
 
-from sweeps.space import expand_trials, param_space, sampled_overrides
+from sweeps.space import expand_trials, param_space, sampled_overrides, sampled_space
 from sweeps.spec import load_spec
 
 
@@ -32,15 +32,16 @@ def test_method_from_the_base_config_when_not_an_axis():
     assert trials == [{"method": "synflow", "seed": 0}, {"method": "synflow", "seed": 1}]
 
 
-def test_param_space_grid_and_samplers():
-    s = spec({"method": ["drive"], "train.lr": {"loguniform": [0.01, 0.1]}, "seed": [0, 1]},
-             search={"num_samples": 3})
-    trials = expand_trials(s)
-    space = param_space(s, trials)
-    assert space["trial"] == tune.grid_search(trials)
-    assert isinstance(space["train.lr"], tune.search.sample.Float)
-    optuna = load_spec(tree={"sweep": {"seed": [0, 1]}, "search": {"algorithm": "optuna"}})
-    assert isinstance(param_space(optuna, expand_trials(optuna))["trial_index"], tune.search.sample.Categorical)
+def test_param_space_grid_and_sampled_domains():
+    grid = spec({"method": ["drive"], "seed": [0, 1]})
+    assert param_space(grid, expand_trials(grid)) == {"trial": tune.grid_search(expand_trials(grid))}
+    s = spec({"method": ["drive"], "train.lr": {"loguniform": [0.01, 0.1]}, "seed": [0, 1],
+              "drive.weights": {"choice": [[1, 1, 1]]}}, search={"num_samples": 3})
+    assert param_space(s, expand_trials(s)) == {}  # the per-point searcher draws the samples
+    domains = sampled_space(s, "drive")
+    assert isinstance(domains["train.lr"], tune.search.sample.Float)
+    assert isinstance(domains["drive.weights"], tune.search.sample.Categorical)
+    assert set(sampled_space(s, "snip")) == {"train.lr"}
 
 
 def test_sampled_values_only_reach_methods_they_apply_to():

@@ -38,6 +38,17 @@ def test_the_shipped_sweep_files_are_valid():
     ({"sweep": {"warmup_epochs": [1, 20]}, "experiment": {"train": {"epochs": 5}}},
      "sweep: warmup_epochs: must be less than train.epochs (5), got 20"),
     ({"sweep": {"train.lr": {"uniform": [-1, 0.1]}}}, "sweep: train.lr:"),
+    ({"sweep": {"train.lr": {"choice": []}}}, "sweep: Value error, train.lr: choice needs at least one value"),
+    ({"sweep": {"train.lr": {"uniform": [0.2, 0.1]}}}, "sweep: Value error, train.lr: uniform needs low < high"),
+    ({"search": {"metric": "accuracy"}}, "search.metric: Value error, no trial reports 'accuracy'"),
+    ({"search": {"num_samples": 3}}, "search.num_samples: 3 would repeat identical trials"),
+    ({"search": {"algorithm": "optuna"}, "experiment": {"data": {"val_fraction": 0.1}}},
+     "search.algorithm: optuna has nothing to search"),
+    ({"scheduler": {"name": "asha"}, "experiment": {"data": {"val_fraction": 0.1}},
+      "search": {"metric": "test_acc"}}, "search.metric: test_acc would select trials on the test set"),
+    ({"scheduler": {"name": "asha"}}, "search.metric: val_acc needs a validation split"),
+    ({"scheduler": {"name": "asha", "max_t": 5}, "experiment": {"data": {"val_fraction": 0.1}}},
+     "scheduler.max_t: 5 is less than the 12 training epochs of the longest trial"),
 ])
 def test_a_bad_field_gives_one_line_naming_it(tree, start):
     found = problems(tree)
@@ -74,3 +85,35 @@ def test_cli_run_rejects_an_invalid_sweep_file_with_exit_2_and_one_line(tmp_path
     assert not (tmp_path / "out").exists()  # nothing half-written
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_dotted_sweep_axes_and_sections_and_text_names(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\nsweep: {method: [drive], train: {momentum: [0.8, 0.9]}}\n")
+    spec = load_spec(f, ["sweep.drive.weights=[[1, 1, 1], [1, 0, 0]]", "sweep.train.lr=[0.1, 0.01]"],
+                     fields={"name": "2024"})
+    assert spec.sweep == {"method": ["drive"], "train.momentum": [0.8, 0.9],
+                          "drive.weights": [[1, 1, 1], [1, 0, 0]], "train.lr": [0.1, 0.01]}
+    assert spec.name == "2024"
+    assert load_spec(f, ["name=2024"]).name == "2024"  # a YAML number is still a name
+
+
+def test_selection_on_test_is_allowed_only_when_asked():
+    tree = {"scheduler": {"name": "asha"}, "experiment": {"data": {"val_fraction": 0.1}},
+            "search": {"metric": "test_acc", "allow_test_selection": True}}
+    assert load_spec(tree=tree).selects
+    grid = load_spec(tree={"search": {"metric": "test_acc"}})  # a grid selects nothing
+    assert not grid.selects and grid.search.resolved_mode == "max"
+    assert load_spec(tree={"search": {"metric": "val_loss"}}).search.resolved_mode == "min"
+
+
+def test_empty_and_binary_sweep_files_are_one_line(tmp_path, capsys):
+    empty, binary = tmp_path / "empty.yaml", tmp_path / "bin.yaml"
+    empty.write_text("")
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    assert main(["run", str(empty)]) == 2 and main(["run", str(binary)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"drive-sweep: error: sweep file: {empty} is empty; give at least one field "
+                   "(or no file for the defaults)",
+                   f"drive-sweep: error: sweep file: {binary} is not a text file (binary content); "
+                   "give a YAML file"]

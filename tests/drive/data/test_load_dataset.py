@@ -98,3 +98,57 @@ def test_folder_data_from_a_user_dataset_uint8_or_float():
         torch.testing.assert_close(x, expected.float(), rtol=0, atol=1e-5)
     capped = data.capped(3, None, seed=0)
     assert (capped.num_train, capped.num_test) == (3, 10)
+
+
+def test_validation_split_is_stratified_seeded_and_disjoint():
+    full = load_dataset("digits", DataConfig())
+    data = load_dataset("digits", DataConfig(val_fraction=0.1))
+    assert data.num_train + data.num_val == full.num_train and data.num_test == full.num_test
+    assert torch.equal(data.test_labels, full.test_labels)  # the test set is untouched
+    per_class = torch.bincount(data.val_labels, minlength=10)
+    expected = torch.bincount(full.train_labels, minlength=10).float().mul(0.1).round()
+    assert torch.equal(per_class.float(), expected.clamp(min=1))
+    # disjoint and complete: every training image lands in exactly one of the two sets
+    joined = torch.cat([data.train_images, data.val_images]).flatten(1)
+    assert torch.unique(joined, dim=0).shape[0] == torch.unique(full.train_images.flatten(1), dim=0).shape[0]
+    again = load_dataset("digits", DataConfig(val_fraction=0.1))
+    other = load_dataset("digits", DataConfig(val_fraction=0.1, split_seed=1))
+    assert torch.equal(again.val_images, data.val_images)
+    assert not torch.equal(other.val_labels, data.val_labels)
+    assert load_dataset("digits", DataConfig()).val_images is None
+
+
+def test_folder_data_holds_out_a_validation_subset(tmp_path):
+    from torch.utils.data import TensorDataset
+
+    from drive.data import FolderData
+    from drive.data.api import make_val_loader
+
+    class Labelled(TensorDataset):
+        targets = [0, 1] * 10
+
+    x = torch.zeros(20, 3, 4, 4, dtype=torch.uint8)
+    ds = Labelled(x, torch.tensor(Labelled.targets))
+    data = FolderData(ds, ds, num_classes=2, image_size=4, mean=(0.5,) * 3, std=(0.2,) * 3)
+    split = data.with_validation(0.2, 0)
+    assert (split.num_train, split.num_val) == (16, 4)
+    assert sorted(ds.targets[i] for i in split.val.indices) == [0, 0, 1, 1]
+    assert make_val_loader(split, DataConfig(num_workers=0), 4, "cpu", 0) is not None
+    assert make_val_loader(data, DataConfig(num_workers=0), 4, "cpu", 0) is None
+
+
+def test_a_factory_that_raises_is_one_line(user_module, tmp_path):
+    (tmp_path / "my_user_data.py").write_text("def boom(cfg):\n    raise KeyError('labels.csv')\n")
+    import importlib
+    import sys
+
+    sys.modules.pop("my_user_data", None)
+    importlib.invalidate_caches()
+    with pytest.raises(DataError, match=r"^dataset: 'my_user_data:boom' failed to load \(KeyError: 'labels.csv'\)$"):
+        load_dataset("my_user_data:boom")
+
+
+@pytest.mark.parametrize("field,value", [("test_fraction", 0.999), ("val_fraction", 0.9995)])
+def test_a_split_that_empties_a_class_is_one_line(field, value):
+    with pytest.raises(DataError, match=f"^data.{field}: {value} "):
+        load_dataset("digits", DataConfig(**{field: value}))

@@ -1,0 +1,174 @@
+"""The driver's side of the result contract: the ``end`` lines a trial cannot write itself.
+
+A trial writes its own record (:mod:`sweeps.trainable`). When ASHA stops it, its node is lost,
+or the sweep stops first, the trial is in no state to say so; :class:`RecordKeeper` (a Tune
+callback) and :func:`finalize` (after ``Tuner.fit``, from its ``ResultGrid``) append the end
+line instead: ``stopped`` (by whom), ``errored`` (the error's last line) or ``interrupted``.
+
+Storage that can no longer be written (read-only, full) stops the whole sweep at once instead
+of letting every trial burn its retries on it (:class:`StopOnStorageError`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+from drive.record import RECORD_FILE, StorageError, last_status, one_line
+from sweeps.storage import record_sink
+from sweeps.trainable import STORAGE_ERRNOS, STORAGE_ERROR
+
+INTERRUPTED = "the sweep stopped before this trial ended; `drive-sweep resume` continues it"
+
+
+def record_path(experiment_path: str, trial_path: str) -> str:
+    """A trial's record, from Tune's trial path (a local path, or one in the bucket of the
+    experiment's ``s3://``/``gs://`` URI)."""
+    scheme, sep, _ = experiment_path.partition("://")
+    return f"{scheme}://{trial_path}/{RECORD_FILE}" if sep else f"{trial_path}/{RECORD_FILE}"
+
+
+def _last_epochs(text: str) -> int | None:
+    for raw in reversed(text.splitlines()):
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if line.get("event") == "epoch":
+            return line.get("epochs_done")
+    return None
+
+
+def _error_line(trial: Any) -> str | None:
+    """The last line of a trial's error file (the exception, as Tune recorded it)."""
+    try:
+        lines = [ln.strip() for ln in Path(trial.error_file).read_text(errors="replace").splitlines()
+                 if ln.strip()]
+    except (OSError, TypeError):
+        return None
+    return lines[-1][:300] if lines else None
+
+
+def end_if_open(path: str, status: str, reason: str, stopped_by: str | None = None) -> bool:
+    """Append an ``end`` line to the record at ``path`` when its last attempt has none."""
+    append, text = record_sink(path)
+    if not text or last_status(text) != "running":
+        return False
+    line = {"event": "end", "time": round(time.time(), 3), "status": status, "reason": reason,
+            "stopped_by": stopped_by, "epochs_done": _last_epochs(text)}
+    append(json.dumps(line, separators=(",", ":")) + "\n")
+    return True
+
+
+class EpochASHA(ASHAScheduler):
+    """ASHA on training epochs (``epochs_done``) that remembers why it stopped each trial."""
+
+    def __init__(self, *, metric: str, mode: str, max_t: int, grace_period: int,
+                 reduction_factor: float):
+        super().__init__(time_attr="epochs_done", metric=metric, mode=mode, max_t=max_t,
+                         grace_period=grace_period, reduction_factor=reduction_factor,
+                         stop_last_trials=False)  # a trial that passes every rung finishes
+        self.stops: dict[str, str] = {}
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP:
+            self.stops[trial.trial_id] = (
+                f"stopped by ASHA after {result['epochs_done']} epoch(s): {self._metric} "
+                f"{result[self._metric]:.4g} was below its rung's cutoff")
+        return decision
+
+
+class RecordKeeper(tune.Callback):
+    """Writes the ``end`` lines of trials stopped by the scheduler or lost with their worker.
+
+    Tune restores callbacks from its saved state on resume, so the keeper of the sweep this
+    driver runs is found as ``RecordKeeper.current`` (set when Tune sets it up).
+    """
+
+    current: RecordKeeper | None = None
+
+    def __init__(self, experiment_path: str, scheduler: EpochASHA | None = None):
+        self.experiment_path = experiment_path
+        self.scheduler = scheduler
+        self.storage_error: str | None = None
+
+    def setup(self, **info) -> None:
+        RecordKeeper.current = self
+
+    def _end(self, trial: Any, status: str, reason: str, stopped_by: str | None = None) -> None:
+        try:
+            end_if_open(record_path(self.experiment_path, trial.path), status, reason, stopped_by)
+        except StorageError as e:
+            self.storage_error = self.storage_error or str(e)
+
+    def _check_storage(self, trial: Any) -> bool:
+        """Whether the trial failed on storage (an error that got past the trial's own check)."""
+        line = _error_line(trial)
+        if line and ("StorageError" in line or any(f"[Errno {n}]" in line for n in STORAGE_ERRNOS)):
+            self.storage_error = self.storage_error or line.split("StorageError: ", 1)[-1]
+        return self.storage_error is not None
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        reason = self.scheduler.stops.get(trial.trial_id) if self.scheduler else None
+        if reason and self.storage_error is None:
+            self._end(trial, "stopped", reason, stopped_by="asha")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        self._check_storage(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        if not self._check_storage(trial):
+            self._end(trial, "errored", _error_line(trial) or "the trial failed (no error recorded)")
+
+
+class StopOnStorageError(tune.Stopper):
+    """Stops the whole sweep once its storage cannot be written (a trial reported it, or the
+    driver could not write an end line)."""
+
+    def __init__(self, keeper: RecordKeeper):
+        self.keeper = keeper
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if result.get(STORAGE_ERROR):
+            self.keeper.storage_error = self.keeper.storage_error or result[STORAGE_ERROR]
+            return True
+        return False
+
+    def stop_all(self) -> bool:
+        return self.keeper.storage_error is not None
+
+
+class StorageLogFilter(logging.Filter):
+    """Turns Tune's traceback for experiment state it could not save (full or read-only
+    storage) into the sweep's storage error, which ends the sweep with one line."""
+
+    LOGGER = "ray.tune.execution.experiment_state"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None and not (isinstance(error, OSError) and
+                                         (error.errno in STORAGE_ERRNOS or
+                                          any(f"errno {n}]" in str(error) for n in STORAGE_ERRNOS))):
+            error = error.__cause__ or error.__context__
+        keeper = RecordKeeper.current
+        if error is None or keeper is None:
+            return True
+        keeper.storage_error = keeper.storage_error or f"storage: {error.strerror or error}"
+        return False
+
+
+def finalize(experiment_path: str, grid: Any) -> None:
+    """After ``Tuner.fit``: every started trial whose record is still open gets its end."""
+    for result in grid:
+        path = record_path(experiment_path, result.path)
+        if result.error is not None:
+            end_if_open(path, "errored", one_line(result.error))
+        else:
+            end_if_open(path, "interrupted", INTERRUPTED)
