@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.configs import default_iterations
+from analysis.configs import method_defaults, method_name
 from analysis.results import CFG_PREFIX, method_rank
 
 KEYS = ["model", "dataset", "method"]
@@ -82,6 +82,9 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] = METRICS,
     agg.columns = [f"{m}_{s}" for m, s in agg.columns]
     agg["seeds"] = grouped.size()
     agg["trials"] = done.groupby(by, dropna=False, sort=False)["trial_id"].nunique()
+    if "chosen" in done:  # rows picked as a method's main variant (report --variant)
+        agg["chosen"] = done.groupby(by, dropna=False, sort=False)["chosen"].any()
+        columns.append("chosen")
     agg = agg.reset_index()
     agg["label"] = labels(agg)
     agg = agg.assign(_rank=method_rank(agg["method"]) if "method" in agg else 0)
@@ -104,14 +107,14 @@ def labels(agg: pd.DataFrame) -> pd.Series:
     """Method name plus the variant fields that differ between a method's rows at one point."""
     if "method" not in agg:
         return pd.Series("all", index=agg.index)
-    out = agg["method"].astype(str)
+    out = agg["method"].astype(str).map(method_name)
     for method, varying in varying_columns(agg).items():
         if varying:
             rows = agg[agg["method"] == method]
             parts = rows[varying].apply(
                 lambda r: ", ".join(f"{SHORT_NAMES.get(c, c.rsplit('.', 1)[-1])} {_text(r[c])}"
                                     for c in varying), axis=1)
-            out.loc[rows.index] = f"{method} (" + parts + ")"
+            out.loc[rows.index] = f"{method_name(str(method))} (" + parts + ")"
     return out
 
 
@@ -164,23 +167,43 @@ def _text(v: object) -> str:
 
 
 def primary_labels(agg: pd.DataFrame) -> pd.DataFrame:
-    """Per model, data set and method, the label drawn when one line per method is wanted:
-    the variant covering the most sparsity levels, then the most seeds, then the one that uses
-    the method's default pruning iterations (DRIVE's T = 10), then the longest warm-up (DRIVE's
-    premise: train before ranking), then by name. Never chosen by accuracy: that would select
-    on the test set."""
+    """Per model, data set and method, the label drawn when one line per method is wanted: the
+    variant picked with ``report --variant`` (a ``chosen`` column), else the one whose varying
+    settings match the method's defaults most (so an ablation folder mixed into a report never
+    changes a method's headline), then the one covering the most sparsity levels, then the most
+    seeds, then the longest warm-up (DRIVE's premise: train before ranking), then by name. Never
+    chosen by accuracy: that would select on the test set."""
     if agg.empty:
         return agg
     keys = ["model", "dataset", "method", "label"]
     cover = agg.groupby(keys, dropna=False).agg(
         levels=("sparsity", "nunique"), seeds=("seeds", "sum"),
-        iterations=("prune_iterations", "max"), warmup=("warmup_epochs", "max")).reset_index()
-    default_t = cover["method"].map(default_iterations)
-    cover["default_t"] = (cover["iterations"] == default_t) & default_t.notna()
-    cover = cover.sort_values(["levels", "seeds", "default_t", "warmup", "label"],
-                              ascending=[False, False, False, False, True])
+        warmup=("warmup_epochs", "max")).reset_index()
+    first = agg.drop_duplicates(keys).set_index(keys)
+    varying = varying_columns(agg)
+    cover["defaults"] = [_default_matches(first.loc[tuple(k)], varying.get(k[2], []), k[2])
+                         for k in cover[keys].itertuples(index=False)]
+    cover["chosen"] = (agg.groupby(keys, dropna=False)["chosen"].any().values
+                       if "chosen" in agg else False)
+    cover = cover.sort_values(["chosen", "defaults", "levels", "seeds", "warmup", "label"],
+                              ascending=[False, False, False, False, False, True])
     best = cover.drop_duplicates(["model", "dataset", "method"])[["model", "dataset", "label"]]
     return agg.merge(best, on=["model", "dataset", "label"])
+
+
+def _default_matches(row: pd.Series, columns: Sequence[str], method: str) -> int:
+    """How many of a variant's varying settings equal the method's defaults."""
+    defaults = method_defaults(method)
+    return sum(1 for c in columns if c in defaults and _same(row[c], defaults[c]))
+
+
+def _same(value: object, default: object) -> bool:
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        try:
+            return float(value) == float(default)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+    return str(value) == str(default)
 
 
 def speedup(agg: pd.DataFrame) -> pd.DataFrame:

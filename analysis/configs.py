@@ -19,6 +19,47 @@ def weights_text(weights: Any) -> str | None:
     return None if weights is None else ",".join(f"{float(w):g}" for w in weights)
 
 
+def method_name(method: str) -> str:
+    """How tables and legends name a method: a plugin (``package.module:NAME``) by its registry
+    label when importable here, else by ``NAME``; a built-in by its config name."""
+    if ":" not in method:
+        return method
+    try:
+        from drive.methods import get_method
+
+        return get_method(method).display
+    except (ImportError, LookupError):
+        return method.rsplit(":", 1)[-1]
+
+
+def method_plan(method: str | None) -> str | None:
+    """The stage plan of a method in the registry (``after_warmup``, ``imp``, ...), or None for a
+    method that is not importable here."""
+    try:
+        from drive.methods import get_method
+
+        return get_method(method or "").plan
+    except (ImportError, LookupError):
+        return None
+
+
+def method_defaults(method: str) -> dict[str, Any]:
+    """The tidy-table values a run of ``method`` has with the default config: its variant
+    columns (``prune_iterations``, ``warmup_epochs``, ``drive_*``) and every ``cfg.*`` field
+    (lists as JSON text, as in the table)."""
+    try:
+        from drive.config import ExperimentConfig
+    except ImportError:  # analysis works without the pruner library
+        return {}
+    cfg = ExperimentConfig()
+    out: dict[str, Any] = {f"cfg.{k}": json.dumps(v) if isinstance(v, list) else v
+                           for k, v in flatten(cfg.model_dump(mode="json")).items()}
+    out.update(prune_iterations=default_iterations(method), warmup_epochs=cfg.warmup_epochs,
+               drive_weights=weights_text(cfg.drive.weights), drive_normalize=cfg.drive.normalize,
+               drive_combine=cfg.drive.combine)
+    return out
+
+
 def default_iterations(method: str | None) -> int | None:
     """Pruning iterations T a method uses when its config leaves them unset."""
     try:

@@ -58,19 +58,50 @@ FIGURES = [
 ]
 
 
+def choose_variants(df: pd.DataFrame, choices: Iterable[str]) -> pd.DataFrame:
+    """Mark the rows of each ``METHOD:FIELD=VALUE`` choice (``report --variant``) as their
+    method's main variant (a ``chosen`` column); FIELD is a tidy column (``warmup_epochs``,
+    ``prune_iterations``, ``drive_weights``, ...) or a config field (``train.lr``). Raises
+    :class:`ResultsError` (one line) for a choice that names no rows."""
+    df = df.assign(chosen=False)
+    for choice in choices:
+        method, _, setting = choice.partition(":")
+        field, _, value = setting.partition("=")
+        column = field if field in df else f"cfg.{field}"
+        if not (method and field and value) or column not in df:
+            raise ResultsError(f"--variant: {choice!r} must be METHOD:FIELD=VALUE with FIELD a "
+                               "column of results.csv or a config field, e.g. drive:warmup_epochs=3")
+        rows = (df["method"] == method) & (df[column].astype(str) == value)
+        if column in df and pd.api.types.is_numeric_dtype(df[column]):
+            try:
+                rows = (df["method"] == method) & (df[column] == float(value))
+            except ValueError:
+                pass
+        if not rows.any():
+            raise ResultsError(f"--variant: no {method} trial has {field} = {value}")
+        df.loc[rows, "chosen"] = True
+    return df
+
+
 def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
-                 sparsity: float | None = None, frame: pd.DataFrame | None = None) -> Path:
+                 sparsity: float | None = None, frame: pd.DataFrame | None = None,
+                 variants: Iterable[str] = ()) -> Path:
     """Write the report of the experiment folders/metrics files ``paths`` into ``out_dir``.
 
     ``sparsity`` picks the level of the one-level figures (cost view, heatmap, layers); by
     default the level with the most methods. ``frame``: the tidy results of ``paths`` when
-    already loaded (e.g. from object storage). Returns the path of ``report.md``. Raises
+    already loaded (e.g. from object storage). ``variants``: ``METHOD:FIELD=VALUE`` choices of
+    a method's main line (:func:`choose_variants`; by default the variant closest to the
+    method's default settings). Returns the path of ``report.md``. Raises
     :class:`~analysis.results.ResultsError` when no trial is found.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     df = load(paths) if frame is None else frame
     if df.empty:
         raise ResultsError(f"no trial results found in {', '.join(map(str, paths))}")
+    variants = list(variants)
+    if variants:
+        df = choose_variants(df, variants)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save(df, out / "results")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.configs import default_iterations, resolve_config, weights_text
+from analysis.configs import default_iterations, method_plan, resolve_config, weights_text
 from drive.record import RECORD_FILE, read_record
 
 def _method_order() -> tuple[str, ...]:
@@ -112,9 +112,10 @@ def _row(src: Mapping[str, Any], cfg: Mapping[str, Any], base: Mapping[str, Any]
         return cfg.get(cfg_key or key) if value is None else value
 
     method = pick("method")
-    drive, imp = method == "drive", method == "imp"
+    plan = method_plan(method)
+    drive, imp = method == "drive", plan == "imp"
     iterations = pick("prune_iterations")
-    if iterations is None and method not in ("imp", "dense"):
+    if iterations is None and plan not in ("imp", "dense"):
         iterations = default_iterations(method)
     layers = src.get("layer_density")
     collapsed = src.get("collapsed_layers")
@@ -123,9 +124,9 @@ def _row(src: Mapping[str, Any], cfg: Mapping[str, Any], base: Mapping[str, Any]
         "dataset": pick("dataset"), "seed": pick("seed"), "sparsity": _round(pick("sparsity")),
         "density": src.get("density"), "params_remaining": src.get("params_remaining"),
         "params_prunable": src.get("params_prunable"),
-        # warm-up means something only for DRIVE: other methods get 0, so no spurious variants
-        "warmup_epochs": pick("warmup_epochs") if drive else 0,
-        "prune_iterations": iterations if method != "dense" else 0,
+        # warm-up means something only after a warm-up (DRIVE): others get 0, no spurious variants
+        "warmup_epochs": pick("warmup_epochs") if plan == "after_warmup" else 0,
+        "prune_iterations": iterations if plan != "dense" else 0,
         "level": src.get("level") if imp else None,
         "drive_weights": weights_text(cfg.get("drive.weights")) if drive else None,
         "drive_normalize": cfg.get("drive.normalize") if drive else None,

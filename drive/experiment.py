@@ -286,6 +286,7 @@ class Experiment:
         return {"level": stage.level, "sparsity": round(1.0 - stage_density(self.plan, stage), 10),
                 "branch": stage.branch, "requested": stage.requested,
                 "test_acc": self.last_test[0] if self.last_test else None,
+                "val_acc": self.last_val[0] if self.last_val else None,
                 "best_test_acc": self.stage_best, "prune_time_s": prune_time,
                 "prune_samples": samples, "train_time_s": self.stage_time,
                 "total_time_s": prune_time + self.stage_time, **self.masks.summary()}

@@ -221,7 +221,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                          f"got {args.sparsity:g}")
     check_writable(Path(args.out), "--out", folder=True)
     frame = load_results(args.experiment_dirs)  # local folders, or straight from s3:// / gs://
-    report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity, frame=frame)
+    report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity, frame=frame,
+                          variants=args.variant or [])
     print(f"report written to {report}")
     return 0
 
@@ -306,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment_dirs", nargs="+", metavar="EXPERIMENT_DIR")
     p.add_argument("--out", required=True, help="folder for the report")
     p.add_argument("--sparsity", type=_number, help="sparsity for the per-layer and ablation figures")
+    p.add_argument("--variant", action="append", metavar="METHOD:FIELD=VALUE",
+                   help="the main line of a method with several variants, e.g. drive:warmup_epochs=3 "
+                        "(default: the variant closest to the method's default settings)")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("demo", help="run the demo sweep on digits and write its report")

@@ -7,16 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune.logger import LoggerCallback
-
-
-def _flat(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in result.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}/"))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+from ray.tune.utils import flatten_dict
 
 
 class AllMetricsCSVCallback(LoggerCallback):
@@ -36,7 +27,7 @@ class AllMetricsCSVCallback(LoggerCallback):
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         trial.init_local_path()
         path = Path(trial.local_path) / self.FILE
-        row = _flat({k: v for k, v in result.items() if k != "config"})
+        row = flatten_dict({k: v for k, v in result.items() if k != "config"}, delimiter="/")
         columns = self._columns.get(trial)
         if columns is None:  # a restored trial continues its file
             columns = self._columns[trial] = _header(path)

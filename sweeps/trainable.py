@@ -64,18 +64,30 @@ def _maybe_fail(epochs_done: int) -> None:
 def _wants_checkpoint(p: Progress, method: str, every: int) -> bool:
     """Every ``every`` epochs, and at the end of warm-up, of pruning and of each IMP round.
 
-    Rewinding and IMP's magnitude pruning take no time to redo, so they get no checkpoint.
+    Rewinding, IMP's fork and join and its magnitude pruning take no time to redo, so they get
+    no checkpoint.
     """
     phase = p.metrics["phase"]
-    if phase == "rewind" or (phase == "prune" and method == "imp"):
+    if phase in ("rewind", "fork", "join") or (phase == "prune" and method == "imp"):
         return False
     return p.boundary or (phase != "prune" and p.metrics["epochs_done"] % every == 0)
 
 
 def tune_report(event: str, metrics: dict[str, Any]) -> dict[str, Any]:
-    """What Tune sees of a line: the event, progress, and the metrics that were measured."""
+    """What Tune sees of a line: the event, progress, and the metrics that were measured; an
+    IMP level and the end also carry their final scalars (and per-layer densities) for the
+    trackers (TensorBoard, progress.csv, MLflow, W&B)."""
     keys = REPORT_FIELDS + REPORTED_METRICS + ("status",)
-    return {"event": event, **{k: metrics[k] for k in keys if metrics.get(k) is not None}}
+    out = {"event": event, **{k: metrics[k] for k in keys if metrics.get(k) is not None}}
+    if event in ("level", "end"):
+        out.update({k: v for k, v in metrics.items() if k not in out and _scalar_or_table(v)})
+    return out
+
+
+def _scalar_or_table(value: Any) -> bool:
+    if isinstance(value, dict):
+        return bool(value) and all(isinstance(v, (int, float)) for v in value.values())
+    return isinstance(value, (int, float, str)) and not isinstance(value, bool)
 
 
 def trial_folder(experiment_path: str) -> str:
@@ -151,7 +163,7 @@ def _run(config: dict[str, Any], base: dict[str, Any], checkpoint_every: int,
             shutil.rmtree(folder, ignore_errors=True)
 
     def on_progress(p: Progress) -> None:
-        report(tune_report("level" if p.level else "epoch", p.metrics))
+        report(tune_report("level", {**p.metrics, **p.level}) if p.level else tune_report("epoch", p.metrics))
         if _wants_checkpoint(p, cfg.method, checkpoint_every):
             pending.append(tempfile.mkdtemp(prefix="drive-checkpoint-"))
             writer.submit(p.state(), Path(pending[0]) / STATE_FILE)  # a copy, written meanwhile

@@ -59,6 +59,30 @@ def test_drive_variants_get_labels_and_other_methods_do_not(make):
     assert set(primary_labels(agg)["label"]) == {"drive (warm-up 2, T 10)", "imp", "snip"}
 
 
+def test_an_ablation_mixed_into_a_report_does_not_change_the_headline(make):
+    """The main variant is the one with the method's default settings, even when an ablation
+    (here other DRIVE term weights) covers more levels and seeds; ``report --variant`` picks
+    another explicitly."""
+    from analysis.report import choose_variants
+    from analysis.results import ResultsError
+
+    default = [make.metrics("drive", s, seed=0, prune_iterations=10, warmup_epochs=2,
+                            config={"drive": {"weights": [1, 1, 1]}}) for s in (0.9,)]
+    ablation = [make.metrics("drive", s, seed=seed, prune_iterations=10, warmup_epochs=2,
+                             config={"drive": {"weights": [1, 0, 1]}})
+                for s in (0.5, 0.9, 0.95) for seed in (0, 1, 2)]
+    df = frame(*default, *ablation)
+    agg = aggregate(df)
+    assert set(agg["label"]) == {"drive (w 1,1,1)", "drive (w 1,0,1)"}
+    assert set(primary_labels(agg)["label"]) == {"drive (w 1,1,1)"}
+    chosen = choose_variants(df, ["drive:drive_weights=1,0,1"])
+    assert set(primary_labels(aggregate(chosen))["label"]) == {"drive (w 1,0,1)"}
+    with pytest.raises(ResultsError, match="--variant: no drive trial has drive_weights = 9"):
+        choose_variants(df, ["drive:drive_weights=9"])
+    with pytest.raises(ResultsError, match="METHOD:FIELD=VALUE"):
+        choose_variants(df, ["drive"])
+
+
 def test_swept_hyperparameter_is_a_variant(make):
     df = frame(*[make.metrics("snip", 0.9, seed=s, test_acc=acc, config={"train": {"lr": lr}})
                  for s in (0, 1) for lr, acc in ((0.1, 0.8), (0.01, 0.6))])
@@ -104,3 +128,9 @@ def test_empty_frame_aggregates_to_empty(make):
     df = frame(make.metrics("snip", 0.9, status="diverged"))
     assert aggregate(df).empty and speedup(aggregate(df)).empty
     assert default_sparsity(aggregate(df)) is None
+
+
+def test_a_plugin_method_is_labelled_by_its_registry_name(make):
+    df = frame(make.metrics("tests.drive.test_methods:SQUARED", 0.9),
+               make.metrics("no_such_pkg_xyz.mod:FANCY", 0.9), make.metrics("snip", 0.9))
+    assert set(aggregate(df)["label"]) == {"|w|²", "FANCY", "snip"}

@@ -144,7 +144,7 @@ def test_a_trial_whose_node_is_lost_continues_from_its_checkpoint_and_ends_like_
     before, after = by_pid.values()
     assert before[:2] == [1, 2] and after[-1] == EPOCHS
     assert after[0] >= 3 and after[0] <= before[-1] + 1  # from its last checkpoint, not from epoch 1
-    finals = {n: next(e for e in lines if e.get("event") == "final") for n, lines in runs.items()}
+    finals = {n: next(e for e in lines if e.get("event") == "end") for n, lines in runs.items()}
     keys = ("test_acc", "best_test_acc", "test_loss", "density", "layer_density", "params_remaining")
     for n in finals:
         assert {k: finals[n][k] for k in keys} == {k: finals[drill["victim"]][k] for k in keys}

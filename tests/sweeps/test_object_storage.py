@@ -102,16 +102,20 @@ def test_the_sweep_ran_into_the_bucket_and_a_lost_trial_resumed_from_it(sweep):
     assert "trials: 2 finished" in resume.stdout
     files = bucket_files(sweep["uri"])
     assert {"sweep.yaml", "results.csv", "results.parquet", "tuner.pkl"} <= set(files)
-    assert sum(f.endswith("/result.json") for f in files) == 2
+    assert sum(f.endswith("/metrics.jsonl") for f in files) == 2
     assert any("/checkpoint_" in f for f in files)
     with local_copy(sweep["uri"]) as folder:  # the errored trial went on from its checkpoint
-        resumed = [p for p in folder.glob("*/error.txt")]
-        assert len(resumed) == 1
-        lines = [json.loads(line) for line in (resumed[0].parent / "result.json").read_text().splitlines()]
-    trained = [(e["pid"], e["epochs_done"]) for e in lines if "train_loss" in e]
-    assert [epoch for _, epoch in trained] == [1, 2, 3, 4]
-    assert trained[1][0] != trained[2][0]  # epochs 3 and 4 ran in another process: the resumed run
-    assert lines[-1]["event"] == "final"
+        records = [[json.loads(line) for line in p.read_text().splitlines()]
+                   for p in folder.glob("*/metrics.jsonl")]
+    resumed = [lines for lines in records if sum(e["event"] == "start" for e in lines) == 2]
+    assert len(resumed) == 1
+    lines = resumed[0]
+    second = max(i for i, e in enumerate(lines) if e["event"] == "start")
+    trained = lambda part: [e["epochs_done"] for e in part if e["event"] == "epoch" and "train_loss" in e]  # noqa: E731
+    assert trained(lines[:second])[:2] == [1, 2]
+    assert lines[second]["resumed"] and trained(lines[second:])[-1] == 4
+    assert trained(lines[second:])[0] > 1  # the new attempt went on from a checkpoint, not from 0
+    assert lines[-1]["event"] == "end" and lines[-1]["status"] == "finished"
 
 
 def test_report_reads_straight_from_the_bucket(sweep):
@@ -133,7 +137,7 @@ def test_no_temporary_folder_is_left_behind(sweep):
     assert not list(sweep["tmp"].iterdir())
     folder = None
     with local_copy(sweep["uri"]) as folder:
-        assert folder.name == NAME and list(folder.glob("*/result.json"))
+        assert folder.name == NAME and list(folder.glob("*/metrics.jsonl"))
     assert not folder.exists()
     frame = load_results([sweep["uri"]])
     assert set(frame["experiment"]) == {NAME}

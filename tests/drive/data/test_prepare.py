@@ -54,7 +54,7 @@ def test_prepared_once_then_skipped(tmp_path, events):
 def test_a_failed_preparation_leaves_no_stamp_and_is_retried(tmp_path, events):
     cfg = DataConfig(root=str(tmp_path / "data"), download=False)
     (tmp_path / "data").mkdir()
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="failed to load .FileNotFoundError"):
         prepare_dataset(NAME, cfg)
     assert not stamp_path(NAME, cfg).exists()
     assert prepare_dataset(NAME, cfg.model_copy(update={"download": True})) is True
