@@ -149,6 +149,9 @@ def _run(config: dict[str, Any], base: dict[str, Any], checkpoint_every: int,
         raise
 
     writer, pending = CheckpointWriter(), []  # the folder of the checkpoint being written
+    prefix = f"drive-checkpoint-{tune.get_context().get_trial_id()}-"
+    for stale in Path(tempfile.gettempdir()).glob(f"{prefix}*"):  # left by this trial's crashed attempt
+        shutil.rmtree(stale, ignore_errors=True)
 
     def report(metrics: dict[str, Any]) -> None:
         """Report to Tune with the checkpoint written since the last report, if any."""
@@ -165,7 +168,7 @@ def _run(config: dict[str, Any], base: dict[str, Any], checkpoint_every: int,
     def on_progress(p: Progress) -> None:
         report(tune_report("level", {**p.metrics, **p.level}) if p.level else tune_report("epoch", p.metrics))
         if _wants_checkpoint(p, cfg.method, checkpoint_every):
-            pending.append(tempfile.mkdtemp(prefix="drive-checkpoint-"))
+            pending.append(tempfile.mkdtemp(prefix=prefix))
             writer.submit(p.state(), Path(pending[0]) / STATE_FILE)  # a copy, written meanwhile
         _maybe_fail(p.metrics["epochs_done"])
 
