@@ -34,6 +34,7 @@ BENCHMARKS = {
     "compile": "benchmarks.bench_compile",
     "before_after": "benchmarks.bench_before_after",
     "imagenet_input": "benchmarks.bench_imagenet_input",
+    "sweep_order": "benchmarks.bench_sweep_order",
 }
 
 
