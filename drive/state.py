@@ -70,15 +70,13 @@ def pack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
 def _pack_tensor(t: torch.Tensor) -> Any:
     dense_layout = t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
     if (t.dtype not in _FLOATS or t.numel() < MIN_PACKED_NUMEL or t.device.type != "cpu"
-            or not dense_layout):
-        return t
+            or not dense_layout or int(torch.count_nonzero(t)) > MAX_NONZERO_SHARE * t.numel()):
+        return t  # (count_nonzero reads any layout in place: a dense tensor costs one pass)
     flat = t.detach().contiguous().view(-1)
     nonzero = flat != 0
-    if int(nonzero.sum()) > MAX_NONZERO_SHARE * flat.numel():
-        return t
     packed = {_PACKED: True, "shape": list(t.shape), "stride": list(t.stride()),
               "nonzero": pack_bits(nonzero), "values": flat[nonzero]}
-    negative_zero = torch.signbit(flat) & ~nonzero  # masking a negative weight gives -0.0
+    negative_zero = torch.signbit(flat).logical_and_(nonzero.logical_not_())  # masking -w gives -0.0
     if bool(negative_zero.any()):
         packed["negative_zero"] = pack_bits(negative_zero)
     return packed
