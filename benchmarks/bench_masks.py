@@ -1,7 +1,8 @@
 """Mask overhead: a training step with 90%-sparse masks against a dense step, same model and batch.
 
 The dense step is forward, backward, ``optimizer.step()``; the masked step is the same with
-``masks.step(optimizer)`` (mask the gradients, step, zero the pruned weights), which is what
+``masks.step(optimizer)`` (mask the gradients, step: pruned weights and their momentum were
+zeroed once, when the masks changed, so nothing is re-applied after the step), which is what
 ``drive.train.train_epoch`` does. Both run on the same model, optimiser and batch, in rounds
 of steps alternating between the two; the overhead is the median over rounds of the ratio of
 the two adjacent timings, which cancels the drift of a shared machine.
@@ -10,7 +11,7 @@ The learning rate is 0, so the weights (zeros included) never change and both ki
 see exactly the same state: the step's arithmetic is the same for any learning rate, and a
 model that memorises the one batch drives its gradients into float denormals, which are many
 times slower on CPUs and would make the comparison measure that instead. The enforcement
-itself (``mask_gradients`` + ``apply``) is also timed alone, a precise figure where the
+itself (``mask_gradients``, all a masked step adds) is also timed alone, a precise figure where the
 step-time difference is within the noise. The relative overhead is largest on a small model
 (digits_cnn), whose steps take a few milliseconds.
 """
@@ -73,8 +74,8 @@ def measure(name: str, opts: argparse.Namespace, device: torch.device) -> dict[s
     steps = max(1, min(opts.max_steps, round(opts.round_seconds / (probe["probe"][0] / 2))))
     times = side_by_side([Case("dense", repeated(dense_step, steps)),
                           Case("masked", repeated(masked_step, steps))], opts.repeat, device)
-    enforce_n = max(10, steps)  # the enforcement alone, as masks.step adds it around optimizer.step
-    enforce = repeated(lambda: (masks.mask_gradients(), masks.apply()), enforce_n)
+    enforce_n = max(10, steps)  # the enforcement alone, as masks.step adds it before optimizer.step
+    enforce = repeated(masks.mask_gradients, enforce_n)
     alone = side_by_side([Case("enforce", enforce)], opts.repeat, device)
     dense_ms = 1000 * median(times["dense"]) / steps
     enforce_ms = 1000 * best(alone["enforce"]) / enforce_n
@@ -98,7 +99,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     columns = ["model", "device", "batch", "params", "density", "steps", "dense_ms", "masked_ms",
                "overhead_pct", "enforce_ms", "enforce_pct"]
     print_table(rows, columns, "step time (ms, median of rounds); overhead: median over rounds of masked / "
-                               "dense - 1; enforce: mask_gradients + apply alone (fastest round)")
+                               "dense - 1; enforce: mask_gradients alone (fastest round)")
     checks = [{"target": f"{r['model']}: mask overhead < {TARGET_PCT:g}% of a step",
                "value": f"{r['overhead_pct']:.1f}% (enforcement alone {r['enforce_pct']:.1f}%)",
                "status": verdict(r["overhead_pct"] < TARGET_PCT)} for r in rows]

@@ -31,6 +31,10 @@ BENCHMARKS = {
     "pruning": "benchmarks.bench_pruning_cost",
     "ray": "benchmarks.bench_ray",
     "results": "benchmarks.bench_results_loading",
+    "compile": "benchmarks.bench_compile",
+    "before_after": "benchmarks.bench_before_after",
+    "imagenet_input": "benchmarks.bench_imagenet_input",
+    "sweep_order": "benchmarks.bench_sweep_order",
 }
 
 

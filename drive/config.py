@@ -51,6 +51,9 @@ class DataConfig(_Section):
     flip: bool | None = Field(None, description="random horizontal flip; None = the data set's default")
     on_device: bool = Field(True, description="keep small image sets on the training device")
     num_workers: int = Field(4, ge=0, description="DataLoader workers for folder data sets (imagenet)")
+    decode: Literal["auto", "pil", "cpu", "device"] = Field(
+        "auto", description="JPEG decoding of imagenet: pil or cpu (torchvision) in the workers, or "
+        "device (batched on the GPU); auto = device on CUDA, cpu elsewhere")
     image_size: int | None = Field(None, ge=4, description="synthetic/imagenet image side; None = default")
     num_classes: int | None = Field(None, ge=2, description="synthetic class count; None = default")
     channels: int | None = Field(None, ge=1, description="synthetic channel count; None = default")
@@ -80,6 +83,11 @@ class TrainConfig(_Section):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     channels_last: bool = Field(True, description="channels_last memory format for models and batches (CUDA and CPU)")
+    compile: bool | Literal["auto"] = Field("auto", description="torch.compile the model's training "
+                                            "forward and backward; auto = on CUDA only (on CPU the "
+                                            "compile time did not pay for itself, docs/benchmarks.md)")
+    cuda_graphs: bool = Field(True, description="with compile on CUDA: replay the step's kernels as "
+                              "CUDA graphs (torch.compile mode reduce-overhead)")
     eval_every: int = Field(1, ge=1, description="evaluate on the test set every N epochs (and last)")
 
     @field_validator("milestones")

@@ -33,9 +33,11 @@ from drive.record import identity
 from drive.prune import prune_iteratively
 from drive.scores import ScoreContext
 from drive.state import CheckpointError, cpu_copy
-from drive.train import Diverged, evaluate, make_optimizer, make_scheduler, train_epoch
+from drive.train import (Diverged, evaluate, input_dtype, make_optimizer, make_scheduler, train_epoch,
+                         training_model)
 
-STATE_VERSION = 2
+STATE_VERSION = 3  # 3: masks packed as bits, init weights only when the plan rewinds to them
+READABLE_VERSIONS = (2, 3)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -83,13 +85,18 @@ class Experiment:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.masks = Masks.for_model(self.model, cfg.prune.exclude_first, cfg.prune.exclude_last)
+        self.train_model = training_model(self.model, cfg.train, self.device)  # maybe compiled
         self.train_batches, self.test_batches = make_loaders(
             self.data, cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, self.device,
-            cfg.seed, channels_last=self.channels_last)
-        self.val_batches = make_val_loader(self.data, cfg.data, cfg.train.eval_batch_size,
-                                           self.device, cfg.seed, channels_last=self.channels_last)
+            cfg.seed, channels_last=self.channels_last, dtype=input_dtype(cfg.train, self.device))
+        self.val_batches = make_val_loader(self.data, cfg.data, cfg.train.eval_batch_size, self.device,
+                                           cfg.seed, channels_last=self.channels_last,
+                                           dtype=input_dtype(cfg.train, self.device))
         self.plan = make_plan(cfg)
-        self.init_weights = snapshot(self.model)
+        # the initial weights are kept only where a stage rewinds to them (DRIVE's rewind: init);
+        # IMP rewinds to its own snapshot at rewind_epoch (at 0 the same values, stored once)
+        rewinds_to_init = cfg.spec.plan != "imp" and any(s.kind == "rewind" for s in self.plan)
+        self.init_weights = snapshot(self.model) if rewinds_to_init else None
         self.rewind_weights: dict[str, torch.Tensor] | None = None
         self.trunk: dict[str, Any] | None = None  # IMP: the trunk, kept aside during a branch
         self.optimizer: torch.optim.Optimizer | None = None
@@ -144,7 +151,7 @@ class Experiment:
         self.train_batches.set_epoch(key)
         torch.manual_seed(derive_seed(cfg.seed, key, 1))
         lr = self.optimizer.param_groups[0]["lr"]
-        stats = train_epoch(self.model, self.train_batches, self.optimizer, self.masks,
+        stats = train_epoch(self.train_model, self.train_batches, self.optimizer, self.masks,
                             cfg.train, self.device)
         self.scheduler.step()
         self.timers["prune" if stage.counts_as_pruning else "train"] += stats.seconds
@@ -212,8 +219,8 @@ class Experiment:
                 self.data, per_class, count, seed)]
         self.train_batches.set_epoch(-1 - group)
         batches = []
-        for batch in self.train_batches:
-            batches.append(batch)
+        for x, y in self.train_batches:  # scoring runs without autocast: float32 batches
+            batches.append((x.float(), y))
             if len(batches) == count:
                 break
         return batches
@@ -351,16 +358,18 @@ class Experiment:
         })
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise CheckpointError(f"checkpoint: state version {state.get('version')} is not {STATE_VERSION}")
-        saved, current = _same_experiment(state["config"]), _same_experiment(self.cfg.model_dump(mode="json"))
+        if state.get("version") not in READABLE_VERSIONS:
+            raise CheckpointError(f"checkpoint: state version {state.get('version')} is not one of "
+                                  f"{', '.join(map(str, READABLE_VERSIONS))}")
+        saved, current = _same_experiment(_with_defaults(state["config"])), _same_experiment(self.cfg.model_dump(mode="json"))
         if saved != current:
             diff = sorted(k for k in saved if saved[k] != current.get(k))
             raise CheckpointError(f"checkpoint: made with a different config (differs in: {', '.join(diff)})")
         self.stage_index, self.epoch, self.epochs_done = state["stage"], state["epoch"], state["epochs_done"]
         self.model.load_state_dict(state["model"])
         self.masks.load_state_dict(state["masks"])
-        self.init_weights = state["init_weights"]
+        if self.init_weights is not None:
+            self.init_weights = state["init_weights"]
         self.rewind_weights = state["rewind_weights"]
         self.trunk = state["trunk"]
         if state["optimizer"] is not None:
@@ -394,6 +403,15 @@ def run(config: ExperimentConfig, callback: Callback | None = None,
         state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one experiment (from ``state`` when given) and return its metrics."""
     return Experiment(config, state).run(callback)
+
+
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the fields added since it was saved at their defaults (a state of an
+    earlier version resumes when nothing it did set differs)."""
+    try:
+        return ExperimentConfig.model_validate(config).model_dump(mode="json")
+    except Exception:  # noqa: BLE001 - then it is compared as saved and the difference named
+        return config
 
 
 def _same_experiment(config: dict[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,16 @@
 
 Prunable tensors are the weights of convolution and linear layers (never biases or
 normalisation layers), in module registration order. A :class:`Masks` object holds one boolean
-keep-mask per prunable layer and keeps pruned weights at exactly zero: gradients and optimiser
-state are masked before each step and the weights after it, so neither momentum nor weight
-decay can revive a pruned weight.
+keep-mask per prunable layer and keeps pruned weights at exactly zero.
+
+How exactness is kept with the least work per step: whenever the masks change (pruning,
+rewinding, loading) the pruned weights are zeroed, and before the first step of an optimiser
+under new masks its momentum buffers are zeroed too. From then on only the gradients are masked
+before each step: a pruned weight w = 0 with gradient 0 and momentum 0 gets the SGD update
+``lr * (g + wd * w + momentum * buf) = 0`` (Nesterov alike), so it stays exactly 0 without a
+re-apply after the step. While every mask is full (dense training: the dense baseline, DRIVE's
+warm-up, IMP's level 0) no masking work is done at all. Densities and per-layer counts are
+computed once per mask change, not at every read.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import math
 import torch
 from torch import nn
 
+from drive.bits import pack_bits, unpack_bits
 from drive.config import ConfigError
 
 PRUNABLE_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
@@ -76,7 +84,18 @@ class Masks:
     def __init__(self, weights: dict[str, nn.Parameter]):
         self.weights = weights
         self.keep = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+
+    @property
+    def keep(self) -> dict[str, torch.Tensor]:
+        """``{layer: bool tensor}``, True = kept. Assign a new dict to change the masks."""
+        return self._keep
+
+    @keep.setter
+    def keep(self, keep: dict[str, torch.Tensor]) -> None:
+        self._keep = keep
         self._multipliers: list[torch.Tensor] | None = None
+        self._counts: dict[str, int] | None = None
+        self._synced: object = None  # the optimiser whose buffers were masked for these masks
 
     @classmethod
     def for_model(cls, model: nn.Module, exclude_first: bool = False,
@@ -89,20 +108,32 @@ class Masks:
         """Number of prunable weights N."""
         return sum(m.numel() for m in self.keep.values())
 
+    def layer_counts(self) -> dict[str, int]:
+        """Kept weights per layer; read from the device once per mask change (one sync)."""
+        if self._counts is None:
+            counts = torch.stack([m.sum() for m in self.keep.values()]).tolist()
+            self._counts = dict(zip(self.keep, (int(c) for c in counts)))
+        return self._counts
+
     @property
     def kept(self) -> int:
-        return int(sum(int(m.sum()) for m in self.keep.values()))
+        return sum(self.layer_counts().values())
+
+    @property
+    def is_dense(self) -> bool:
+        """Every mask is full: nothing to enforce."""
+        return self.kept == self.total
 
     def density(self) -> float:
         """Achieved density: kept / prunable weights."""
         return self.kept / self.total
 
     def layer_density(self) -> dict[str, float]:
-        return {n: float(m.float().mean()) for n, m in self.keep.items()}
+        return {n: c / self.keep[n].numel() for n, c in self.layer_counts().items()}
 
     def collapsed_layers(self) -> list[str]:
         """Layers with no weight left: they disconnect the network."""
-        return [n for n, m in self.keep.items() if not bool(m.any())]
+        return [n for n, c in self.layer_counts().items() if c == 0]
 
     # ---- pruning ---------------------------------------------------------------------------
     def prune_to(self, scores: dict[str, torch.Tensor], density: float,
@@ -120,7 +151,7 @@ class Masks:
                 self.keep[n] = chosen[n]
         else:
             raise ValueError(f"prune.scope: must be global or layerwise, got {scope!r}")
-        self._multipliers = None
+        self.keep = dict(self.keep)  # a mask change: drop what was derived from the old masks
         self.apply()
 
     @torch.no_grad()
@@ -129,7 +160,6 @@ class Masks:
         for n, w in self.weights.items():
             w.copy_(weights[n])
         self.keep = {n: torch.ones_like(m) for n, m in self.keep.items()}
-        self._multipliers = None
 
     # ---- enforcement -----------------------------------------------------------------------
     def _mults(self) -> list[torch.Tensor]:
@@ -143,11 +173,14 @@ class Masks:
     @torch.no_grad()
     def apply(self) -> None:
         """Zero the pruned weights."""
-        torch._foreach_mul_(list(self.weights.values()), self._mults())
+        if not self.is_dense:
+            torch._foreach_mul_(list(self.weights.values()), self._mults())
 
     @torch.no_grad()
     def mask_gradients(self) -> None:
         """Zero the gradients of pruned weights (before the optimiser step)."""
+        if self.is_dense:
+            return
         pairs = [(w.grad, m) for w, m in zip(self.weights.values(), self._mults()) if w.grad is not None]
         if pairs:
             grads, mults = zip(*pairs)
@@ -156,31 +189,58 @@ class Masks:
     @torch.no_grad()
     def mask_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
         """Zero the optimiser's per-weight buffers (momentum) of pruned weights."""
+        self._synced = optimizer
+        if self.is_dense:
+            return
+        bufs, mults = [], []
         for w, m in zip(self.weights.values(), self._mults()):
             for buf in optimizer.state.get(w, {}).values():
                 if torch.is_tensor(buf) and buf.shape == w.shape:
-                    buf.mul_(m)
+                    bufs.append(buf)
+                    mults.append(m)
+        if bufs:
+            torch._foreach_mul_(bufs, mults)
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
-        """An optimiser step that cannot revive pruned weights."""
+        """An optimiser step that cannot revive pruned weights.
+
+        Only the gradients are masked (see the module's docstring). The first step of an
+        optimiser under new masks also zeroes its buffers and the pruned weights once, so the
+        invariant holds whoever changed the masks or the weights' optimiser.
+        """
+        if self.is_dense:
+            optimizer.step()
+            return
+        if self._synced is not optimizer:
+            self.apply()
+            self.mask_optimizer_state(optimizer)
         self.mask_gradients()
         optimizer.step()
-        self.apply()
 
     # ---- persistence -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {n: m.cpu().clone() for n, m in self.keep.items()}
+        """The masks packed 8 per byte (uint8, on the CPU): 1/8 of a bool tensor's size."""
+        return {n: pack_bits(m).cpu() for n, m in self.keep.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Masks from :meth:`state_dict` (or, from older checkpoints, bool tensors)."""
         if set(state) != set(self.keep):
             raise ValueError("checkpoint: masks do not match the model's prunable layers")
-        self.keep = {n: state[n].to(device=self.keep[n].device, dtype=torch.bool).view_as(self.keep[n])
-                     for n in self.keep}
-        self._multipliers = None
+        keep = {}
+        for n, old in self.keep.items():
+            saved = state[n].to(old.device)
+            if saved.dtype == torch.uint8 and saved.numel() == -(-old.numel() // 8):
+                keep[n] = unpack_bits(saved, old.numel()).view_as(old)
+            elif saved.dtype == torch.bool and saved.numel() == old.numel():
+                keep[n] = saved.view_as(old).clone()
+            else:
+                raise ValueError(f"checkpoint: the mask of layer {n!r} does not fit its weight")
+        self.keep = keep
         self.apply()
 
     def summary(self) -> dict:
-        """Achieved density, per-layer densities and collapsed layers, for the metrics."""
+        """Achieved density, per-layer densities and collapsed layers, for the metrics (from the
+        counts cached at the last mask change: no device sync)."""
         return {
             "density": self.density(),
             "layer_density": self.layer_density(),

@@ -122,3 +122,19 @@ def _same(a: float, b: float) -> bool:
 def total_epochs(plan: list[Stage]) -> int:
     """Training epochs over the whole plan (for progress bars)."""
     return sum(s.end - s.start for s in plan if s.kind == "train")
+
+
+def expected_cost(cfg: ExperimentConfig) -> tuple[int, int]:
+    """A trial's expected cost, to start a sweep's longest trials first: the training epochs of
+    its plan (IMP's rounds, DRIVE's warm-up, a pre-training, the final training), then, to order
+    equal ones, its scoring sample passes (T x scoring batches x batch size for a method that
+    scores on data, T probe passes for a data-free one: SynFlow's, an upper bound for magnitude
+    and random). Comparable between trials of the same data set, as in one sweep."""
+    spec = cfg.spec
+    per_iteration = 1
+    if spec.data:
+        batches = max(cfg.prune.score_batches, spec.batches(cfg) if spec.batches else 1)
+        per_iteration = batches * cfg.train.batch_size
+    plan = make_plan(cfg)
+    scoring = sum(s.iterations * per_iteration for s in plan if s.kind == "prune" and spec.plan != "imp")
+    return total_epochs(plan), scoring

@@ -2,39 +2,173 @@
 
 A state is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
 ``torch.load(..., weights_only=True)``: no pickled code runs when a checkpoint is read.
+
+Checkpoints are lean: a tensor referenced twice in a state is copied and stored once
+(:func:`cpu_copy` keeps the aliasing, and ``torch.save`` writes shared storage once), masks are
+packed 8 per byte (:mod:`drive.masks`), a float tensor that is mostly zeros (a pruned layer's
+weights and momentum) is stored as a bitmap of its non-zero entries plus their values
+(:func:`pack_zeros`, lossless to the bit, -0.0 included), and :class:`CheckpointWriter`
+serialises and writes on a background thread, so training goes on while the file is written.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from drive.bits import pack_bits, unpack_bits
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the config; one line."""
 
 
-def cpu_copy(obj: Any) -> Any:
-    """A deep copy with every tensor cloned to the CPU (so later training cannot change it)."""
+def cpu_copy(obj: Any, memo: dict[int, torch.Tensor] | None = None) -> Any:
+    """A deep copy with every tensor cloned to the CPU (so later training cannot change it).
+
+    A tensor that appears several times in ``obj`` is copied once and the copy shared, so the
+    saved file holds it once.
+    """
+    memo = {} if memo is None else memo
     if torch.is_tensor(obj):
-        return obj.detach().to("cpu", copy=True)
+        if id(obj) not in memo:
+            memo[id(obj)] = obj.detach().to("cpu", copy=True)
+        return memo[id(obj)]
     if isinstance(obj, dict):
-        return {k: cpu_copy(v) for k, v in obj.items()}
+        return {k: cpu_copy(v, memo) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(cpu_copy(v) for v in obj)
+        return type(obj)(cpu_copy(v, memo) for v in obj)
+    return obj
+
+
+_FLOATS = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+_PACKED = "__zeros_packed__"  # marks a tensor stored as non-zero bitmap + values
+MIN_PACKED_NUMEL = 1024  # smaller tensors are stored as they are
+MAX_NONZERO_SHARE = 0.5  # packing pays when at least half the entries are zero
+
+
+def pack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
+    """``obj`` with every mostly-zero float CPU tensor replaced by a dict of its shape, strides,
+    non-zero bitmap (8 per byte) and non-zero values (and a bitmap of the negative zeros, where
+    there are any), everything else as it is: :func:`unpack_zeros` restores the bits exactly."""
+    memo = {} if memo is None else memo
+    if torch.is_tensor(obj):
+        if id(obj) not in memo:
+            memo[id(obj)] = _pack_tensor(obj)
+        return memo[id(obj)]
+    if isinstance(obj, dict):
+        return {k: pack_zeros(v, memo) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(pack_zeros(v, memo) for v in obj)
+    return obj
+
+
+def _pack_tensor(t: torch.Tensor) -> Any:
+    dense_layout = t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+    if (t.dtype not in _FLOATS or t.numel() < MIN_PACKED_NUMEL or t.device.type != "cpu"
+            or not dense_layout or int(torch.count_nonzero(t)) > MAX_NONZERO_SHARE * t.numel()):
+        return t  # (count_nonzero reads any layout in place: a dense tensor costs one pass)
+    flat = t.detach().contiguous().view(-1)
+    nonzero = flat != 0
+    packed = {_PACKED: True, "shape": list(t.shape), "stride": list(t.stride()),
+              "nonzero": pack_bits(nonzero), "values": flat[nonzero]}
+    negative_zero = torch.signbit(flat).logical_and_(nonzero.logical_not_())  # masking -w gives -0.0
+    if bool(negative_zero.any()):
+        packed["negative_zero"] = pack_bits(negative_zero)
+    return packed
+
+
+def unpack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
+    """The inverse of :func:`pack_zeros`: tensors in their original shape, strides and bits."""
+    memo = {} if memo is None else memo
+    if isinstance(obj, dict) and obj.get(_PACKED) is True:
+        if id(obj) not in memo:
+            values = obj["values"]
+            numel = 1
+            for size in obj["shape"]:
+                numel *= size
+            flat = torch.zeros(numel, dtype=values.dtype)
+            if "negative_zero" in obj:
+                flat[unpack_bits(obj["negative_zero"], numel)] = -0.0
+            flat[unpack_bits(obj["nonzero"], numel)] = values
+            out = torch.empty_strided(obj["shape"], obj["stride"], dtype=values.dtype)
+            memo[id(obj)] = out.copy_(flat.view(obj["shape"]))
+        return memo[id(obj)]
+    if isinstance(obj, dict):
+        return {k: unpack_zeros(v, memo) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(unpack_zeros(v, memo) for v in obj)
     return obj
 
 
 def save_state(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` atomically (a crash never leaves half a checkpoint)."""
+    """Write ``state`` (a CPU copy) to ``path`` atomically, mostly-zero tensors packed: a crash
+    never leaves half a checkpoint, since it is written to ``path.tmp`` and renamed over
+    ``path`` only once complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(pack_zeros(state), tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class CheckpointWriter:
+    """Writes states with :func:`save_state` on a background thread, one at a time, in order.
+
+    ``submit`` returns at once; the state must not be changed afterwards, so pass a copy
+    (``Experiment.state_dict()`` is one). A new ``submit`` first waits for the previous write,
+    so at most one state is held in memory besides the live one. An error in the background
+    is raised by the next ``submit`` or ``wait``; the previous checkpoint file is then intact.
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._path: Path | None = None
+        self._error: BaseException | None = None
+
+    def _write(self, state: dict[str, Any], path: Path) -> None:
+        try:
+            save_state(state, path)
+        except BaseException as e:  # noqa: BLE001 - handed to the training thread
+            self._error = e
+
+    def submit(self, state: dict[str, Any], path: str | Path) -> None:
+        """Start writing ``state`` to ``path`` (after the previous write has finished)."""
+        self.wait()
+        self._path = Path(path)
+        self._thread = threading.Thread(target=self._write, args=(state, self._path),
+                                        name="checkpoint-writer", daemon=False)
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        """A write is still in progress."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self) -> Path | None:
+        """Block until the pending write is on disk; return its path (None when none was)."""
+        if self._thread is None:
+            return None
+        self._thread.join()
+        path, error = self._path, self._error
+        self._thread = self._path = self._error = None
+        if error is not None:
+            raise error
+        return path
+
+    def __enter__(self) -> CheckpointWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wait()
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
@@ -48,4 +182,7 @@ def load_state(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint: cannot read {path} ({reason[:200]})") from None
     if not isinstance(state, dict) or "stage" not in state:
         raise CheckpointError(f"checkpoint: {path} is not an experiment state")
-    return state
+    try:
+        return unpack_zeros(state)
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint: {path} holds a damaged packed tensor ({e})") from None

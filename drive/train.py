@@ -3,7 +3,8 @@
 On CUDA it trains under bf16 autocast (configurable); on CPU it runs in float32. The experiment
 keeps models and batches channels_last on both (oneDNN's CPU convolutions prefer it too).
 Losses are accumulated on the device and read once per epoch, so the loop does not synchronise
-with the GPU every step.
+with the GPU every step. ``train.compile`` compiles the training forward and backward with
+``torch.compile`` (on CUDA by default, with CUDA graphs); evaluation and pruning stay eager.
 """
 
 from __future__ import annotations
@@ -27,9 +28,18 @@ class Diverged(RuntimeError):
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum (Nesterov optional) and weight decay on every parameter."""
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    """SGD with momentum (Nesterov optional) and weight decay on every parameter.
+
+    The fused implementation (one kernel over all parameters; on CPU 3-5x faster than the
+    default per-parameter loop) where the device supports it, else the multi-tensor one.
+    """
+    kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                  weight_decay=cfg.weight_decay)
+    params = list(model.parameters())
+    try:
+        return torch.optim.SGD(params, fused=True, **kwargs)
+    except RuntimeError:  # a device or dtype without the fused kernel
+        return torch.optim.SGD(params, foreach=True, **kwargs)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
@@ -48,6 +58,31 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def compile_enabled(cfg: TrainConfig, device: torch.device) -> bool:
+    """``train.compile`` resolved for ``device`` (``auto``: CUDA only)."""
+    return device.type == "cuda" if cfg.compile == "auto" else bool(cfg.compile)
+
+
+def training_model(model: nn.Module, cfg: TrainConfig, device: torch.device) -> nn.Module:
+    """The module the training steps call: ``model`` itself, or a compiled wrapper sharing its
+    parameters and buffers (so masks, checkpoints and evaluation keep using ``model``).
+
+    On CUDA with ``train.cuda_graphs`` the compiled forward and backward are replayed as CUDA
+    graphs (``mode="reduce-overhead"``): a step's shapes are static (one graph more for the
+    smaller last batch of an epoch), and pruning changes weight values, never their tensors.
+    """
+    if not compile_enabled(cfg, device):
+        return model
+    mode = "reduce-overhead" if device.type == "cuda" and cfg.cuda_graphs else None
+    return torch.compile(model, mode=mode)
+
+
+def input_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
+    """The dtype batches are delivered in: bf16 where training runs under bf16 autocast (its
+    first layer would cast float32 input to bf16 anyway), else float32."""
+    return torch.bfloat16 if cfg.bf16 and device.type == "cuda" else torch.float32
 
 
 @dataclass
@@ -82,8 +117,11 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: to
                masks: Masks | None, cfg: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on ``(x, y)``; with ``masks`` the pruned weights are still zero afterwards.
 
-    Returns the (detached) mean loss and the logits.
+    ``model`` may be the compiled wrapper of :func:`training_model`. Returns the (detached)
+    mean loss and the logits.
     """
+    if device.type == "cuda" and compile_enabled(cfg, device) and cfg.cuda_graphs:
+        torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs are consumed
     with autocast(device, cfg.bf16):
         out = model(x)
         loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)

@@ -86,7 +86,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from drive.experiment import Experiment
     from drive.plan import total_epochs
     from drive.record import record_run
-    from drive.state import load_state, save_state
+    from drive.state import CheckpointWriter, load_state
 
     cfg = prune_config(args)
     if args.out:
@@ -106,11 +106,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
             bar.update(1)
         bar.set_postfix(phase=m["phase"], density=f"{m['density']:.3f}",
                         acc=f"{m['test_acc']:.3f}" if m.get("test_acc") is not None else "-")
-        if args.checkpoint:
-            save_state(p.state(), args.checkpoint)
+        if args.checkpoint:  # written in the background while training goes on
+            writer.submit(p.state(), args.checkpoint)
 
     try:
-        metrics = record_run(exp, recorder, on_progress) if recorder else exp.run(on_progress)
+        with CheckpointWriter() as writer:
+            metrics = record_run(exp, recorder, on_progress) if recorder else exp.run(on_progress)
     except KeyboardInterrupt:
         if recorder:
             recorder.end_status("interrupted", "stopped by Ctrl-C")

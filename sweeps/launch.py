@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from drive.config import DataConfig
 from sweeps.loggers import make_callbacks
-from sweeps.space import expand_trials, make_searcher, param_space, trial_dirname
+from sweeps.space import expand_trials, longest_first, make_searcher, param_space, trial_dirname
 from sweeps.spec import REMOTE_SCHEMES, SweepError, SweepSpec, load_spec, trial_config
 from sweeps.storage import claim, ensure_writable, experiment_exists, read_text, remove_claim
 
@@ -216,6 +216,7 @@ def _new_tuner(spec: SweepSpec, base: dict[str, Any], trials: list[dict[str, Any
 
     from sweeps.records import RecordKeeper, StopOnStorageError
 
+    trials = longest_first(base, trials)  # no long trial left alone at the end
     tune_config = _tune_config(spec, base, trials)
     keeper = RecordKeeper(path, tune_config.scheduler)
     return tune.Tuner(make_trainable(spec, base, meta, path), param_space=param_space(spec, trials),

@@ -14,6 +14,11 @@ Grid axes are expanded here, not by Tune, because some axes are conditional:
 Without sampled axes the trial list becomes one ``tune.grid_search``. With them, every grid
 point gets ``num_samples`` draws of the sampled axes that apply to its method (one trial when
 none applies) from its own searcher (:mod:`sweeps.search`).
+
+Trials start longest first (:func:`longest_first`, by :func:`drive.plan.expected_cost`: IMP,
+then DRIVE and the other methods that train longer or score more), so that no long trial is left
+running alone at the end of a sweep while the other slots idle: the wall time approaches the
+total work divided by the trials that run at once.
 """
 
 from __future__ import annotations
@@ -55,6 +60,16 @@ def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
             trials.append(trial)
     unique = {json.dumps(t, sort_keys=True): t for t in trials}
     return list(unique.values())
+
+
+def longest_first(base: dict[str, Any], trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``trials`` ordered by expected cost, longest first (equal costs keep their order)."""
+    from drive.plan import expected_cost
+    from sweeps.spec import trial_config
+
+    costs = [expected_cost(trial_config(base, t)) for t in trials]
+    order = sorted(range(len(trials)), key=lambda i: costs[i], reverse=True)  # stable
+    return [trials[i] for i in order]
 
 
 def sampled_overrides(config: dict[str, Any], method: str) -> dict[str, Any]:

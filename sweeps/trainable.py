@@ -8,16 +8,20 @@ node, interrupted) the driver writes (:mod:`sweeps.records`).
 
 To Tune it reports only what schedulers and searchers use: ``epochs_done`` (ASHA's time unit is
 training epochs), the phase, the density and the accuracies *when evaluated* (never a
-placeholder). A checkpoint (the experiment's resumable state) goes with the report every
-``checkpoint_every`` epochs and at every phase boundary; a retried or restored trial continues
-from ``tune.get_checkpoint()``. A trial whose record already ended (finished, diverged,
+placeholder). A checkpoint (the experiment's resumable state) is taken every
+``checkpoint_every`` epochs and at every phase boundary, written in the background while the next
+epoch trains (:class:`drive.state.CheckpointWriter`), and goes to Tune with the next report (the
+last one with the final report); a retried or restored trial continues from
+``tune.get_checkpoint()``. A trial whose record already ended (finished, diverged,
 stopped) is never run again: it reports its end and returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from drive.data import prepare_dataset
 from drive.experiment import Experiment, Progress
 from drive.record import (RECORD_FILE, REPORTED_METRICS, TERMINAL, Recorder, StorageError,
                           last_status, one_line, parse_record, record_run)
-from drive.state import load_state, save_state
+from drive.state import CheckpointWriter, load_state
 from sweeps.space import trial_overrides
 from sweeps.spec import trial_config
 from sweeps.storage import record_sink
@@ -144,15 +148,35 @@ def _run(config: dict[str, Any], base: dict[str, Any], checkpoint_every: int,
         recorder.end_status("errored", one_line(e))
         raise
 
+    writer, pending = CheckpointWriter(), []  # the folder of the checkpoint being written
+    prefix = f"drive-checkpoint-{tune.get_context().get_trial_id()}-"
+    for stale in Path(tempfile.gettempdir()).glob(f"{prefix}*"):  # left by this trial's crashed attempt
+        shutil.rmtree(stale, ignore_errors=True)
+
+    def report(metrics: dict[str, Any]) -> None:
+        """Report to Tune with the checkpoint written since the last report, if any."""
+        if not pending:
+            tune.report(metrics)
+            return
+        writer.wait()
+        folder = pending.pop()
+        try:
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))  # copies it
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def on_progress(p: Progress) -> None:
-        report = tune_report("level", {**p.metrics, **p.level}) if p.level else tune_report("epoch", p.metrics)
+        report(tune_report("level", {**p.metrics, **p.level}) if p.level else tune_report("epoch", p.metrics))
         if _wants_checkpoint(p, cfg.method, checkpoint_every):
-            with tempfile.TemporaryDirectory() as folder:
-                save_state(p.state(), Path(folder) / STATE_FILE)
-                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
-        else:
-            tune.report(report)
+            pending.append(tempfile.mkdtemp(prefix=prefix))
+            writer.submit(p.state(), Path(pending[0]) / STATE_FILE)  # a copy, written meanwhile
         _maybe_fail(p.metrics["epochs_done"])
 
-    metrics = record_run(exp, recorder, on_progress)
-    tune.report(tune_report("end", {**metrics, "epochs_done": exp.epochs_done}))
+    try:
+        metrics = record_run(exp, recorder, on_progress)
+        report(tune_report("end", {**metrics, "epochs_done": exp.epochs_done}))
+    finally:
+        for folder in pending:  # a run that ended early: its last checkpoint goes unreported
+            with contextlib.suppress(Exception):  # the error that ended the run is the one to see
+                writer.wait()
+            shutil.rmtree(folder, ignore_errors=True)

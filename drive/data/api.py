@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from drive.config import DataConfig
@@ -9,6 +11,7 @@ from drive.data.args import check_args
 from drive.data.augment import Normalizer
 from drive.data.base import DATASETS, AnyData, DataError, FolderData, ImageData
 from drive.data.folder_loader import FolderLoader
+from drive.data.jpeg import encoded, resolve_decode
 from drive.data.loader import ImageLoader
 from drive.record import one_line
 from drive.registry import RegistryError
@@ -55,12 +58,13 @@ def load_dataset(name: str, cfg: DataConfig | None = None) -> AnyData:
 
 
 def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_size: int,
-                 device: torch.device | str, seed: int,
-                 channels_last: bool = False) -> tuple[Loader, Loader]:
+                 device: torch.device | str, seed: int, channels_last: bool = False,
+                 dtype: torch.dtype = torch.float32) -> tuple[Loader, Loader]:
     """The training loader (shuffled, augmented) and the test loader (stored order, plain).
 
-    Both yield ``(x, y)`` on ``device``: x float32 normalised ``(N, C, H, W)`` (channels_last
-    memory format if asked) or ``(N, C, L)``, y int64 ``(N,)``. ``train_loader.set_epoch(e)`` selects the epoch;
+    Both yield ``(x, y)`` on ``device``: x normalised ``(N, C, H, W)`` (channels_last memory
+    format if asked) or ``(N, C, L)`` of ``dtype`` (float32, or bf16 for training under bf16
+    autocast), y int64 ``(N,)``. ``train_loader.set_epoch(e)`` selects the epoch;
     order and augmentation are a pure function of ``(seed, e)``.
 
     Raises:
@@ -68,10 +72,10 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
     """
     device = torch.device(device)
     normalizer = Normalizer(data.mean, data.std, device, channels_last,
-                            normalize_float=isinstance(data, ImageData))
+                            normalize_float=isinstance(data, ImageData), dtype=dtype)
     if isinstance(data, FolderData):
-        return (FolderLoader(data.train, normalizer, batch_size, device, seed, True, cfg.num_workers),
-                FolderLoader(data.test, normalizer, eval_batch_size, device, seed, False, cfg.num_workers))
+        return (_folder_loader(data.train, normalizer, batch_size, True, cfg, device, seed),
+                _folder_loader(data.test, normalizer, eval_batch_size, False, cfg, device, seed))
     padding, flip = data.augmentation(cfg)
     side = min(data.train_images.shape[2:])
     if cfg.pad_mode == "reflect" and padding >= side:
@@ -86,17 +90,26 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
 
 
 def make_val_loader(data: AnyData, cfg: DataConfig, eval_batch_size: int,
-                    device: torch.device | str, seed: int,
-                    channels_last: bool = False) -> Loader | None:
+                    device: torch.device | str, seed: int, channels_last: bool = False,
+                    dtype: torch.dtype = torch.float32) -> Loader | None:
     """The validation loader (stored order, plain), or None when there is no validation set."""
     device = torch.device(device)
     normalizer = Normalizer(data.mean, data.std, device, channels_last,
-                            normalize_float=isinstance(data, ImageData))
+                            normalize_float=isinstance(data, ImageData), dtype=dtype)
     if isinstance(data, FolderData):
         if data.val is None:
             return None
-        return FolderLoader(data.val, normalizer, eval_batch_size, device, seed, False, cfg.num_workers)
+        return _folder_loader(data.val, normalizer, eval_batch_size, False, cfg, device, seed)
     if data.val_images is None:
         return None
     return ImageLoader(data.val_images, data.val_labels, normalizer, eval_batch_size, device, seed,
                        on_device=cfg.on_device)
+
+
+def _folder_loader(dataset: Any, normalizer: Normalizer, batch_size: int, shuffle: bool, cfg: DataConfig,
+                   device: torch.device, seed: int) -> FolderLoader:
+    """A FolderLoader; JPEG folders decoded as ``data.decode`` says (:mod:`drive.data.jpeg`)."""
+    served = encoded(dataset, resolve_decode(cfg.decode, device), device)
+    dataset, collate, on_batch = served if served is not None else (dataset, None, None)
+    return FolderLoader(dataset, normalizer, batch_size, device, seed, shuffle, cfg.num_workers,
+                        collate_fn=collate, on_batch=on_batch)

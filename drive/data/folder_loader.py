@@ -10,11 +10,11 @@ global random state is left alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from drive.data.augment import Normalizer, derive_seed
 
@@ -55,17 +55,26 @@ class SeededDataset(Dataset):
 
 
 class FolderLoader:
-    """Batches ``(x, y)`` of a file-backed data set on ``device``: x float32 normalised
-    ``(N, C, H, W)`` (channels_last if asked), y int64 ``(N,)``. The last batch may be smaller."""
+    """Batches ``(x, y)`` of a file-backed data set on ``device``: x normalised ``(N, C, H, W)``
+    (channels_last if asked), y int64 ``(N,)``. The last batch may be smaller.
+
+    ``collate_fn`` and ``on_batch`` replace the default collation and the move to ``device``:
+    ``on_batch`` maps a collated batch to uint8 ``(x, y)`` on the device (GPU JPEG decoding,
+    :mod:`drive.data.jpeg`).
+    """
 
     def __init__(self, dataset: Dataset, normalizer: Normalizer, batch_size: int,
-                 device: torch.device, seed: int = 0, shuffle: bool = False, num_workers: int = 0):
+                 device: torch.device, seed: int = 0, shuffle: bool = False, num_workers: int = 0,
+                 collate_fn: Callable[[list[Any]], Any] | None = None,
+                 on_batch: Callable[[Any], tuple[torch.Tensor, torch.Tensor]] | None = None):
         self.device = torch.device(device)
         self.normalizer = normalizer
+        self.collate_fn = collate_fn or default_collate
+        self.on_batch = on_batch or self._to_device
         self.sampler = EpochSampler(len(dataset), seed, shuffle)  # type: ignore[arg-type]
         self.loader = DataLoader(SeededDataset(dataset), batch_size=batch_size, sampler=self.sampler,
                                  num_workers=num_workers, pin_memory=self.device.type == "cuda",
-                                 persistent_workers=num_workers > 0,
+                                 persistent_workers=num_workers > 0, collate_fn=self.collate_fn,
                                  generator=torch.Generator())  # else it draws from the global one
 
     @property
@@ -85,16 +94,20 @@ class FolderLoader:
         """Select the epoch whose order and augmentation the next iteration delivers."""
         self.sampler.set_epoch(epoch)
 
+    def _to_device(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        return (x.to(self.device, non_blocking=True),
+                torch.as_tensor(y).to(self.device, dtype=torch.int64, non_blocking=True))
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in self.loader:
-            x = x.to(self.device, non_blocking=True)
-            y = torch.as_tensor(y).to(self.device, dtype=torch.int64, non_blocking=True)
+        for batch in self.loader:
+            x, y = self.on_batch(batch)
             yield self.normalizer(x), y
 
     def samples(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The samples at ``index`` as one batch (read with fixed seeds), normalised."""
+        """The samples at ``index`` as one batch (read with fixed seeds), normalised, in float32
+        (for scoring, which runs without autocast)."""
         dataset = self.loader.dataset
         items = [dataset[(int(i), derive_seed(self.sampler.seed, -1, int(i)))] for i in index]
-        x = torch.stack([torch.as_tensor(item[0]) for item in items]).to(self.device)
-        y = torch.as_tensor([int(item[1]) for item in items], dtype=torch.int64, device=self.device)
-        return self.normalizer(x), y
+        x, y = self.on_batch(self.collate_fn(items))
+        return self.normalizer(x).float(), y

@@ -3,8 +3,8 @@
 Expected layout, prepared by hand (ImageNet cannot be downloaded automatically):
 ``data.root/train/<wnid>/*.JPEG`` and ``data.root/val/<wnid>/*.JPEG`` (the validation images
 sorted into class folders, e.g. with the widely used ``valprep.sh``). Images are decoded and
-transformed by DataLoader workers (``data.num_workers``) into uint8 tensors, which are
-normalised on the device. Train: RandomResizedCrop(image_size) and horizontal flip (the
+transformed into uint8 tensors by DataLoader workers (``data.num_workers``) or, on CUDA, decoded
+in batches on the GPU (``data.decode``, :mod:`drive.data.jpeg`), and normalised on the device. Train: RandomResizedCrop(image_size) and horizontal flip (the
 default augmentation; ``data.augment: false`` uses the test transform, ``data.flip: false``
 drops the flip); test: Resize(image_size * 8/7) then CenterCrop(image_size).
 ``data.image_size`` defaults to 224; ``data.crop_padding`` and ``data.pad_mode`` do not apply.
@@ -15,10 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from torchvision import transforms
-from torchvision.datasets import ImageFolder
 
 from drive.config import DataConfig
 from drive.data.base import DATASETS, DataError, FolderData
+from drive.data.jpeg import JpegFolder, pil_transform
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 INSTRUCTIONS = ("ImageNet cannot be downloaded automatically: get ILSVRC-2012 from https://image-net.org "
@@ -27,12 +27,7 @@ INSTRUCTIONS = ("ImageNet cannot be downloaded automatically: get ILSVRC-2012 fr
 
 def transforms_for(image_size: int, train: bool, flip: bool = True) -> transforms.Compose:
     """The PIL -> uint8 tensor transform of the training (augmenting) or test images."""
-    if train:
-        steps = [transforms.RandomResizedCrop(image_size)]
-        steps += [transforms.RandomHorizontalFlip()] if flip else []
-    else:
-        steps = [transforms.Resize(round(image_size * 8 / 7)), transforms.CenterCrop(image_size)]
-    return transforms.Compose([*steps, transforms.PILToTensor()])
+    return pil_transform(image_size, train, flip)
 
 
 @DATASETS.register("imagenet")
@@ -41,9 +36,8 @@ def imagenet(cfg: DataConfig) -> FolderData:
     root = Path(cfg.root).expanduser()
     size = cfg.image_size or 224
     augment = cfg.augment is not False
-    train_transform = transforms_for(size, train=augment, flip=cfg.flip is not False)
-    train = _folder(root / "train", train_transform, root)
-    test = _folder(root / "val", transforms_for(size, train=False), root)
+    train = _folder(root / "train", size, augment, cfg.flip is not False, root)
+    test = _folder(root / "val", size, False, False, root)
     if test.classes != train.classes:
         raise DataError(f"data.root: the class folders of {root / 'val'} differ from those of "
                         f"{root / 'train'}")
@@ -51,11 +45,11 @@ def imagenet(cfg: DataConfig) -> FolderData:
                       name="imagenet")
 
 
-def _folder(path: Path, transform: transforms.Compose, root: Path) -> ImageFolder:
+def _folder(path: Path, size: int, train: bool, flip: bool, root: Path) -> JpegFolder:
     if not path.is_dir():
         raise DataError(f"data.root: ImageNet not found at {path}; {INSTRUCTIONS.format(root=root)}")
     try:
-        return ImageFolder(str(path), transform=transform)
+        return JpegFolder(str(path), size, train, flip)
     except (FileNotFoundError, OSError) as e:  # no class folders, or folders without images
         raise DataError(f"data.root: no ImageNet images in {path} ({e}); "
                         f"{INSTRUCTIONS.format(root=root)}") from None

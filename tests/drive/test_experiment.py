@@ -122,7 +122,7 @@ def test_imp_branch_to_s_is_exactly_a_standalone_run_to_s():
 
     def keep_masks(p):
         if p.level is not None and p.level["requested"]:
-            masks_at[p.level["sparsity"]] = exp.masks.state_dict()
+            masks_at[p.level["sparsity"]] = {n: m.clone() for n, m in exp.masks.keep.items()}
 
     swept = {lv["sparsity"]: lv for lv in exp.run(keep_masks)["levels"] if lv["requested"]}
     assert sorted(swept) == [0.5, 0.8, 0.9]
@@ -139,6 +139,7 @@ def test_imp_late_rewinding_rewinds_to_the_saved_epoch():
     cfg = config(method="imp", sparsity=0.36, imp={"rate": 0.2, "rewind_epoch": 1},
                  train={"epochs": 2})
     exp = Experiment(cfg)
+    init = {k: v.clone() for k, v in exp.model.state_dict().items()}
     rewound = []
 
     def spy(p):
@@ -151,8 +152,9 @@ def test_imp_late_rewinding_rewinds_to_the_saved_epoch():
         for n, keep in exp.masks.keep.items():
             key = f"{n}.weight"
             assert torch.equal(state[key][keep], exp.rewind_weights[key][keep])
-    key = next(iter(exp.init_weights))
-    assert not torch.equal(exp.rewind_weights[key], exp.init_weights[key])  # epoch 1, not init
+    key = next(iter(init))
+    assert not torch.equal(exp.rewind_weights[key], init[key])  # epoch 1, not init
+    assert exp.init_weights is None  # IMP rewinds to its own snapshot only
     # level 0 trains epochs 0..2, each later level epochs r..E = 1..2
     phases = [h["phase"] for h in m["history"] if "train_loss" in h]
     assert phases == ["imp", "imp", "imp", "train"]
@@ -256,6 +258,108 @@ def test_imp_branches_must_lie_below_the_headline_sparsity():
 
     with pytest.raises(ConfigError, match=r"imp.branches: must be below sparsity \(0.5\)"):
         config(method="imp", sparsity=0.5, imp={"branches": [0.8]})
+
+
+def assert_exact_zeros(exp: Experiment) -> None:
+    """Pruned weights are 0.0 and so is their momentum: nothing can revive them."""
+    assert_pruned_weights_zero(exp)
+    if exp.optimizer is not None:
+        for n, w in exp.masks.weights.items():
+            buf = exp.optimizer.state.get(w, {}).get("momentum_buffer")
+            if buf is not None:
+                assert (buf[~exp.masks.keep[n]] == 0).all(), n
+
+
+@pytest.mark.parametrize("fields,stop", [
+    ({"method": "imp", "sparsity": 0.75, "imp": {"rate": 0.5, "rewind_epoch": 1, "branches": [0.6]}}, 6),
+    ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.5, "rewind": "lr"}}, 4),
+    ({"method": "drive", "warmup_epochs": 1, "prune_iterations": 2}, 3),
+])
+def test_pruned_weights_stay_exactly_zero_through_rewinds_and_a_resume(fields, stop, tmp_path):
+    """Only gradients are masked per step (no re-apply after it): at every epoch, rewind, fork
+    and join, and after resuming from a checkpoint on disk, pruned weights and their momentum
+    are exactly zero, with Nesterov momentum and weight decay."""
+    cfg = config(**fields, train={"epochs": 2, "nesterov": True, "weight_decay": 1e-3})
+    checked = []
+
+    def check(exp):
+        def callback(p):
+            assert_exact_zeros(exp)
+            checked.append(p.metrics["phase"])
+        return callback
+
+    first = Experiment(cfg)
+    holder, stopper = _stop_after(stop)
+    with pytest.raises(KeyboardInterrupt):
+        first.run(lambda p: (check(first)(p), stopper(p)))
+    save_state(holder["state"], tmp_path / "state.pt")
+    resumed = Experiment(cfg, load_state(tmp_path / "state.pt"))
+    m = resumed.run(check(resumed))
+    assert m["status"] == "finished" and m["density"] < 1
+    assert {"prune", "train"} <= set(checked)
+    assert_exact_zeros(resumed)
+
+
+def _tensors(obj) -> list:
+    if torch.is_tensor(obj):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _tensors(v)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _tensors(v)]
+    return []
+
+
+@pytest.mark.parametrize("fields,stop,holds_rewind,copies", [
+    # IMP level 1 (70% dense, rewind_epoch 0): the model, its momentum, one rewind point
+    ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.3}}, 5, True, 3),
+    # DRIVE at 90% sparsity: model and momentum packed (non-zeros only) take under one dense copy
+    ({"method": "drive", "warmup_epochs": 1, "prune_iterations": 2}, 3, False, 1),
+])
+def test_a_checkpoint_holds_each_tensor_once_and_masks_as_bits(fields, stop, holds_rewind, copies, tmp_path):
+    """No weights twice (IMP rewinding to epoch 0 keeps one copy of the initial weights, DRIVE
+    none), masks 8 per byte, pruned tensors packed, and the resumed run ends like the
+    uninterrupted one."""
+    cfg = config(**fields, train={"epochs": 2})
+    holder, callback = _stop_after(stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, callback)
+    state = holder["state"]
+    assert state["init_weights"] is None and (state["rewind_weights"] is not None) == holds_rewind
+    model_bytes = sum(t.numel() * t.element_size() for t in state["model"].values())
+    tensors = _tensors(state)
+    assert len({t.untyped_storage().data_ptr() for t in tensors}) == len(tensors)  # no tensor twice
+    exp = Experiment(cfg)
+    for name, packed in state["masks"].items():
+        keep = exp.masks.keep[name]
+        assert packed.dtype == torch.uint8 and packed.numel() == -(-keep.numel() // 8)
+    save_state(state, tmp_path / "state.pt")
+    size = (tmp_path / "state.pt").stat().st_size
+    assert size < copies * model_bytes + 40_000  # plus the history and the file format (~25 kB)
+    resumed = run(cfg, state=load_state(tmp_path / "state.pt"))
+    assert comparable(resumed) == comparable(run(cfg))
+
+
+def test_a_state_of_the_previous_version_still_resumes():
+    """Version 2 states (bool masks, the initial weights always kept, a config without the
+    fields added since) resume and end like an uninterrupted run."""
+    from drive.bits import unpack_bits
+
+    cfg = config(method="drive", warmup_epochs=1, prune_iterations=2, train={"epochs": 2})
+    holder, callback = _stop_after(3)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, callback)
+    state = dict(holder["state"], version=2, init_weights={})
+    exp = Experiment(cfg)
+    state["masks"] = {n: unpack_bits(p, exp.masks.keep[n].numel()).view_as(exp.masks.keep[n])
+                      for n, p in state["masks"].items()}
+    old = state["config"] = {**state["config"], "train": dict(state["config"]["train"]),
+                             "data": dict(state["config"]["data"])}
+    for section, field in (("train", "compile"), ("train", "cuda_graphs"), ("data", "decode")):
+        del old[section][field]
+    assert comparable(run(cfg, state=state)) == comparable(run(cfg))
+    with pytest.raises(CheckpointError, match="version 1 is not one of 2, 3"):
+        Experiment(cfg, dict(state, version=1))
 
 
 def test_validation_accuracy_at_every_evaluation_and_in_the_metrics():

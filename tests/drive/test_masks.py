@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from drive.config import ConfigError
+from drive.bits import pack_bits
 from drive.masks import Masks, keep_count, prunable_layers, select_top_k
 
 
@@ -169,3 +170,101 @@ def test_channels_last_model_gets_the_same_masks_laid_out_like_its_weights():
     for m, w in zip(mc._mults(), mc.weights.values()):
         assert m.stride() == w.stride()
     assert mc.weights["0"].is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("momentum,nesterov,weight_decay", [(0.9, False, 5e-4), (0.9, True, 5e-4),
+                                                            (0.0, False, 1e-3), (0.9, True, 0.0)])
+@pytest.mark.parametrize("impl", ["fused", "foreach", "loop"])
+def test_masked_gradients_alone_keep_pruned_weights_exactly_zero(momentum, nesterov, weight_decay, impl):
+    """No re-apply after the step: masked gradients and momentum keep every pruned weight at 0.0,
+    whichever SGD implementation; the masks change mid-training without the caller masking the
+    optimiser's momentum, and the first step under the new masks does it."""
+    torch.manual_seed(0)
+    net = small_net()
+    masks = Masks.for_model(net)
+    kwargs = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=momentum, nesterov=nesterov,
+                          weight_decay=weight_decay, **kwargs)
+    x, y = torch.randn(16, 1, 6, 6), torch.randint(0, 3, (16,))
+
+    def steps(n):
+        for _ in range(n):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            masks.step(opt)
+
+    steps(3)  # dense: the momentum buffers fill
+    for density in (0.5, 0.2):
+        masks.prune_to({n: w.detach().abs() for n, w in masks.weights.items()}, density)
+        before = {n: w.detach().clone() for n, w in masks.weights.items()}
+        steps(10)
+        for n, w in masks.weights.items():
+            assert (w[~masks.keep[n]] == 0).all()
+            assert not torch.equal(w[masks.keep[n]], before[n][masks.keep[n]])  # the kept ones train
+            if momentum:
+                assert (opt.state[w]["momentum_buffer"][~masks.keep[n]] == 0).all()
+
+
+def test_dense_masks_do_no_work_and_sparse_steps_mask_only_the_gradients(monkeypatch):
+    """Dense phases cost nothing; under sparse masks a step is one multi-tensor multiply (the
+    gradients), plus, once per mask change, the weights and the momentum."""
+    torch.manual_seed(0)
+    net = small_net()
+    masks = Masks.for_model(net)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    calls = []
+    real = torch._foreach_mul_
+    monkeypatch.setattr(torch, "_foreach_mul_", lambda a, b: (calls.append(len(a)), real(a, b)))
+    x, y = torch.randn(8, 1, 6, 6), torch.randint(0, 3, (8,))
+
+    def step():
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        masks.step(opt)
+
+    for _ in range(3):
+        step()
+    masks.apply()
+    masks.mask_gradients()
+    assert calls == [] and masks.is_dense and masks.density() == 1.0
+    masks.prune_to({n: w.detach().abs() for n, w in masks.weights.items()}, 0.3)
+    assert calls == [3]  # the weights, once
+    calls.clear()
+    step()
+    assert calls == [3, 3, 3]  # first step under new masks: weights, momentum, gradients
+    calls.clear()
+    for _ in range(4):
+        step()
+    assert calls == [3] * 4  # then the gradients only
+
+
+def test_density_and_summary_are_read_once_per_mask_change(monkeypatch):
+    torch.manual_seed(0)
+    masks = Masks.for_model(small_net())
+    reads = []
+    real = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: (reads.append(1), real(t))[1])
+    masks.prune_to({n: torch.rand(w.shape) for n, w in masks.weights.items()}, 0.25)
+    first = masks.summary()
+    for _ in range(5):
+        assert masks.summary() == first and masks.density() == first["density"]
+    assert len(reads) == 1
+    assert first["params_remaining"] == keep_count(0.25, masks.total)
+    assert first["layer_density"] == {n: int(m.sum()) / m.numel() for n, m in masks.keep.items()}
+    masks.keep = {n: torch.zeros_like(m) if n == "0" else m for n, m in masks.keep.items()}
+    assert masks.collapsed_layers() == ["0"] and len(reads) == 2
+
+
+def test_masks_are_saved_as_bits_and_load_back():
+    torch.manual_seed(0)
+    a, b = small_net().to(memory_format=torch.channels_last), small_net()
+    ma, mb = Masks.for_model(a), Masks.for_model(b)
+    ma.prune_to({n: torch.rand(w.shape) for n, w in ma.weights.items()}, 0.3)
+    state = ma.state_dict()
+    assert all(torch.equal(state[n], pack_bits(m)) for n, m in ma.keep.items())
+    mb.load_state_dict(state)
+    assert all(torch.equal(ma.keep[n], mb.keep[n]) for n in ma.keep)
+    mb.load_state_dict({n: m.clone() for n, m in ma.keep.items()})  # bool masks of older checkpoints
+    assert all(torch.equal(ma.keep[n], mb.keep[n]) for n in ma.keep)
+    with pytest.raises(ValueError, match="layer '0' does not fit"):
+        mb.load_state_dict({**state, "0": state["0"][:1]})

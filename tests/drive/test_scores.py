@@ -86,7 +86,7 @@ def test_grasp_masks_the_gradient_of_pruned_weights():
     net = linear_model()
     masks = Masks.for_model(net)
     keep = torch.tensor([[True, False, True], [True, True, False]])
-    masks.keep[""] = keep
+    masks.keep = {"": keep}
     masks.apply()
     w = net.weight.detach().clone()
     ctx = ScoreContext(net, masks.weights, masks.keep, batches=[(X, Y)], grasp_temperature=1.0)
@@ -129,7 +129,7 @@ def test_drive_normalises_over_unpruned_weights_only():
     net = linear_model()
     masks = Masks.for_model(net)
     keep = torch.tensor([[True, True, False], [False, True, True]])
-    masks.keep[""] = keep
+    masks.keep = {"": keep}
     with torch.no_grad():
         net.weight.mul_(keep)
     w = net.weight.detach().clone()

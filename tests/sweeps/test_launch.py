@@ -32,10 +32,13 @@ def fresh_ray():
 
 def test_a_small_grid_gives_one_record_per_trial_with_its_config(tmp_path):
     spec = load_spec(tree={"name": "grid", "storage": str(tmp_path), "experiment": FAST,
-                           "sweep": {"method": ["snip", "magnitude"], "sparsity": [0.5, 0.9], "seed": [0]}})
+                           "sweep": {"method": ["magnitude", "snip"], "sparsity": [0.5, 0.9], "seed": [0]}})
     path = run_sweep(spec, verbose=0)
     dirs = trial_dirs(path)
     assert len(dirs) == 4
+    # the longer trials (SNIP scores a batch, magnitude nothing) start first, whatever the axis order
+    starts = sorted((events(d)[0]["time"], events(d)[0]["method"]) for d in dirs)
+    assert [m for _, m in starts] == ["snip", "snip", "magnitude", "magnitude"]
     seen = set()
     for d in dirs:
         lines = events(d)

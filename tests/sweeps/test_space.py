@@ -48,3 +48,22 @@ def test_sampled_values_only_reach_methods_they_apply_to():
     config = {"trial": {"method": "snip"}, "drive.weights": [1, 0, 0], "train.lr": 0.02}
     assert sampled_overrides(config, "snip") == {"train.lr": 0.02}
     assert sampled_overrides(config, "drive") == {"drive.weights": [1, 0, 0], "train.lr": 0.02}
+
+
+def test_trials_are_ordered_longest_first_imp_then_drive_then_the_rest():
+    from sweeps.launch import resolved_base
+    from sweeps.space import longest_first
+
+    s = load_spec(tree={"name": "t", "experiment": {"train": {"epochs": 4}},
+                        "sweep": {"method": ["dense", "magnitude", "snip", "drive", "imp"],
+                                  "sparsity": [0.5, 0.9], "seed": [0, 1], "prune_iterations": [1, 10]}})
+    trials = expand_trials(s)
+    ordered = longest_first(resolved_base(s), trials)
+    assert sorted(map(str, ordered)) == sorted(map(str, trials))
+    methods = [t["method"] for t in ordered]
+    assert methods[:2] == ["imp", "imp"] and set(methods[2:6]) == {"drive"}
+    assert [t.get("prune_iterations") for t in ordered[2:6]] == [10] * 4
+    assert methods[-6:] == ["magnitude"] * 4 + ["dense"] * 2
+    # equal costs keep the grid's order
+    mags = [t for t in ordered if t["method"] == "magnitude"]
+    assert mags == [t for t in trials if t["method"] == "magnitude"]

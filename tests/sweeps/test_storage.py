@@ -16,7 +16,8 @@ from sweeps.storage import record_sink
 
 SWEEP = {"name": "full", "max_concurrent": 2, "checkpoint_every": 1, "keep_checkpoints": 100,
          "retries": 3,
-         "experiment": {"dataset": "digits", "model": "digits_cnn", "model_args": {"width": 0.5},
+         # full width: enough checkpoint bytes (packed: ~0.4 MB each at 50%) to fill the 4 MiB disk
+         "experiment": {"dataset": "digits", "model": "digits_cnn",
                         "device": "cpu", "method": "magnitude", "train": {"epochs": 5, "batch_size": 128}},
          "sweep": {"sparsity": [0.5, 0.8, 0.9]}}
 

@@ -275,3 +275,77 @@ def test_signal_augmentation_is_a_function_of_seed_and_epoch():
     assert shifted > 10
     with pytest.raises(DataError, match=r"data.crop_padding: must be smaller than the sample side \(12\)"):
         loaders(data, crop_padding=12)
+
+
+def batch_by_batch(loader, e):
+    """The batches as augmenting each batch alone gives them (the loader before whole-epoch
+    augmentation): the same plan of the epoch, cropped, flipped and normalised batch by batch."""
+    loader.set_epoch(e)
+    order, shifts, flips = loader._plan()
+    for start in range(0, loader.num_samples, loader.batch_size):
+        index = order[start:start + loader.batch_size]
+        x = crop_flip(loader.images[index], loader.crop_padding, loader.pad_mode,
+                      None if shifts is None else shifts[start:start + loader.batch_size],
+                      None if flips is None else flips[start:start + loader.batch_size])
+        yield loader.normalizer(x), loader.labels[index]
+
+
+@pytest.mark.parametrize("chunk", [None, 16])  # the whole epoch at once; chunks of 2 batches
+@pytest.mark.parametrize("kind,pad_mode", [("images", "reflect"), ("images", "zeros"), ("signals", "reflect")])
+def test_whole_epoch_augmentation_gives_the_batches_of_batch_by_batch_augmentation(chunk, kind, pad_mode):
+    data = (make_data(augment=True, crop_padding=2, flip=True) if kind == "images"
+            else make_signals(augment=True, crop_padding=2, flip=True))
+    train = make_loaders(data, DataConfig(pad_mode=pad_mode), 8, 5, torch.device("cpu"), 3,
+                         channels_last=True)[0]
+    assert train.chunk >= train.num_samples
+    if chunk is not None:
+        train.chunk = chunk
+    for e in (0, 7):
+        got = list(iter_epoch(train, e))
+        want = list(batch_by_batch(train, e))
+        assert len(got) == len(want) == len(train)
+        for (x, y), (x_ref, y_ref) in zip(got, want):
+            assert torch.equal(y, y_ref) and torch.equal(x, x_ref)
+            assert x.stride() == x_ref.stride()
+
+
+def iter_epoch(loader, e):
+    loader.set_epoch(e)
+    return iter(loader)
+
+
+def test_chunks_are_whole_batches_and_the_whole_epoch_by_default():
+    data = make_data(n=1000)
+    train = make_loaders(data, DataConfig(), 64, 5, torch.device("cpu"), 0)[0]
+    assert train.chunk >= 1000 and train.chunk % 64 == 0
+    from drive.data.loader import ImageLoader
+
+    small = ImageLoader(data.train_images, data.train_labels, train.normalizer, 64, torch.device("cpu"),
+                        chunk_bytes=3 * 8 * 8 * 4 * 200)
+    assert small.chunk == 192 and [len(y) for _, y in small][-2:] == [64, 1000 - 15 * 64]
+
+
+def test_fused_normalisation_and_bf16_batches():
+    """The one-kernel normalisation (CUDA's default) equals the stepwise one, also into a
+    channels_last bf16 output (CUDA under bf16 autocast)."""
+    from drive.data.augment import Normalizer
+
+    x = make_data().train_images
+    cpu = torch.device("cpu")
+    stepwise = Normalizer(MEAN, STD, cpu, channels_last=True, fused=False)(x)
+    fused = Normalizer(MEAN, STD, cpu, channels_last=True, fused=True)(x)
+    assert fused.is_contiguous(memory_format=torch.channels_last) and fused.dtype == torch.float32
+    torch.testing.assert_close(fused, stepwise, rtol=0, atol=1e-6)
+    torch.testing.assert_close(stepwise, normalise(x).float())
+    for fuse in (False, True):
+        half = Normalizer(MEAN, STD, cpu, channels_last=True, fused=fuse, dtype=torch.bfloat16)(x)
+        assert half.dtype == torch.bfloat16 and half.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(half, stepwise.to(torch.bfloat16))
+    train, test = make_loaders(make_data(augment=True, crop_padding=2, flip=True), DataConfig(), 8, 5, cpu, 0,
+                               channels_last=True, dtype=torch.bfloat16)
+    full, _ = make_loaders(make_data(augment=True, crop_padding=2, flip=True), DataConfig(), 8, 5, cpu, 0,
+                           channels_last=True)
+    for e in (0, 1):
+        (xb, yb), (xf, yf) = epoch(train, e), epoch(full, e)
+        assert xb.dtype == torch.bfloat16 and torch.equal(yb, yf)
+        torch.testing.assert_close(xb, xf.to(torch.bfloat16))
