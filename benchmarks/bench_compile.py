@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import (Case, csv_list, device_argument, entry_point, median, print_table, resolve,
+from benchmarks.common import (step_timing_arguments, Case, csv_list, device_argument, entry_point, median, print_table, resolve,
                                side_by_side, sync)
 from drive.config import TrainConfig
 from drive.masks import Masks
@@ -124,12 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", type=csv_list(), default=list(INPUTS),
                    help=f"any of {', '.join(INPUTS)} (those not registered are left out)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the model's config batch size")
-    p.add_argument("--repeat", type=int, default=10, help="alternating rounds per case")
-    p.add_argument("--round-seconds", type=float, default=0.5, help="about how long a round of steps takes")
-    p.add_argument("--max-steps", type=int, default=500, help="most steps in a round")
-    p.add_argument("--seed", type=int, default=0)
-    device_argument(p)
+    step_timing_arguments(p, repeat=10)
     return p
 
 

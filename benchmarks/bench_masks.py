@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import (Case, best, csv_list, device_argument, entry_point, median, print_table,
+from benchmarks.common import (step_timing_arguments, Case, best, csv_list, device_argument, entry_point, median, print_table,
                                resolve, side_by_side, verdict)
 from drive.config import TrainConfig
 from drive.masks import Masks
@@ -112,13 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", type=csv_list(), default=["resnet18", "digits_cnn"],
                    help=f"any of {', '.join(INPUTS)}")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the model's config batch size")
     p.add_argument("--sparsity", type=float, default=0.9)
-    p.add_argument("--repeat", type=int, default=20, help="alternating rounds per case")
-    p.add_argument("--round-seconds", type=float, default=0.5, help="about how long a round of steps takes")
-    p.add_argument("--max-steps", type=int, default=500, help="most steps in a round")
-    p.add_argument("--seed", type=int, default=0)
-    device_argument(p)
+    step_timing_arguments(p, repeat=20)
     return p
 
 

@@ -93,6 +93,18 @@ def csv_list(kind: Callable[[str], Any] = str) -> Callable[[str], list[Any]]:
     return lambda text: [kind(x) for x in text.split(",") if x.strip()]
 
 
+def step_timing_arguments(parser: argparse.ArgumentParser, repeat: int) -> None:
+    """The options of a benchmark that times training steps in alternating rounds."""
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: the model's config batch size")
+    parser.add_argument("--repeat", type=int, default=repeat, help="alternating rounds per case")
+    parser.add_argument("--round-seconds", type=float, default=0.5,
+                        help="about how long a round of steps takes")
+    parser.add_argument("--max-steps", type=int, default=500, help="most steps in a round")
+    parser.add_argument("--seed", type=int, default=0)
+    device_argument(parser)
+
+
 def device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
 

@@ -28,11 +28,11 @@ from drive.data.balanced import class_balanced_batches
 from drive.imp import prune_by_magnitude, rewind, snapshot
 from drive.masks import Masks
 from drive.models import build_model
-from drive.plan import Stage, make_plan
+from drive.plan import Stage, make_plan, stage_density
 from drive.record import identity
 from drive.prune import prune_iteratively
 from drive.scores import ScoreContext
-from drive.state import CheckpointError, cpu_copy
+from drive.state import CheckpointError, check_same_experiment, cpu_copy
 from drive.train import (Diverged, evaluate, input_dtype, make_optimizer, make_scheduler, train_epoch,
                          training_model)
 
@@ -361,10 +361,7 @@ class Experiment:
         if state.get("version") not in READABLE_VERSIONS:
             raise CheckpointError(f"checkpoint: state version {state.get('version')} is not one of "
                                   f"{', '.join(map(str, READABLE_VERSIONS))}")
-        saved, current = _same_experiment(_with_defaults(state["config"])), _same_experiment(self.cfg.model_dump(mode="json"))
-        if saved != current:
-            diff = sorted(k for k in saved if saved[k] != current.get(k))
-            raise CheckpointError(f"checkpoint: made with a different config (differs in: {', '.join(diff)})")
+        check_same_experiment(state["config"], self.cfg)
         self.stage_index, self.epoch, self.epochs_done = state["stage"], state["epoch"], state["epochs_done"]
         self.model.load_state_dict(state["model"])
         self.masks.load_state_dict(state["masks"])
@@ -388,33 +385,7 @@ class Experiment:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
-def stage_density(plan: list[Stage], stage: Stage) -> float:
-    """The density a training stage runs at: that of the last prune stage before it."""
-    density = 1.0
-    for s in plan:
-        if s is stage:
-            break
-        if s.kind == "prune":
-            density = s.density
-    return density
-
-
 def run(config: ExperimentConfig, callback: Callback | None = None,
         state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one experiment (from ``state`` when given) and return its metrics."""
     return Experiment(config, state).run(callback)
-
-
-def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """A saved config with the fields added since it was saved at their defaults (a state of an
-    earlier version resumes when nothing it did set differs)."""
-    try:
-        return ExperimentConfig.model_validate(config).model_dump(mode="json")
-    except Exception:  # noqa: BLE001 - then it is compared as saved and the difference named
-        return config
-
-
-def _same_experiment(config: dict[str, Any]) -> dict[str, Any]:
-    """A config without where this node keeps its data files (``data.root`` may expand to
-    another folder on the node a trial resumes on): that is not part of the experiment."""
-    return {**config, "data": {k: v for k, v in config.get("data", {}).items() if k not in ("root", "download")}}

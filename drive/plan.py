@@ -138,3 +138,14 @@ def expected_cost(cfg: ExperimentConfig) -> tuple[int, int]:
     plan = make_plan(cfg)
     scoring = sum(s.iterations * per_iteration for s in plan if s.kind == "prune" and spec.plan != "imp")
     return total_epochs(plan), scoring
+
+
+def stage_density(plan: list[Stage], stage: Stage) -> float:
+    """The density a training stage runs at: that of the last prune stage before it."""
+    density = 1.0
+    for s in plan:
+        if s is stage:
+            break
+        if s.kind == "prune":
+            density = s.density
+    return density

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from drive.bits import pack_bits, unpack_bits
+from drive.config import ExperimentConfig
 
 
 class CheckpointError(ValueError):
@@ -186,3 +187,25 @@ def load_state(path: str | Path) -> dict[str, Any]:
         return unpack_zeros(state)
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"checkpoint: {path} holds a damaged packed tensor ({e})") from None
+
+
+def check_same_experiment(saved: dict[str, Any], config: ExperimentConfig) -> None:
+    """Raise :class:`CheckpointError` naming the fields in which the config a state was saved
+    with differs from ``config``. Fields added since the state was saved count at their
+    defaults, and where a node keeps its data files (``data.root``, ``data.download``) is not
+    part of the experiment (a trial may resume on another node)."""
+    saved, current = _comparable(_with_defaults(saved)), _comparable(config.model_dump(mode="json"))
+    if saved != current:
+        diff = sorted(k for k in saved if saved[k] != current.get(k))
+        raise CheckpointError(f"checkpoint: made with a different config (differs in: {', '.join(diff)})")
+
+
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return ExperimentConfig.model_validate(config).model_dump(mode="json")
+    except Exception:  # noqa: BLE001 - then it is compared as saved and the difference named
+        return config
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {**config, "data": {k: v for k, v in config.get("data", {}).items() if k not in ("root", "download")}}
