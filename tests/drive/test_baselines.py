@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from drive.baselines import erk_densities, force, layer_budgets, prospr
-from drive.config import build_config
+from drive.config import ConfigError, build_config
 from drive.experiment import Experiment, run
 from drive.masks import Masks, keep_count, select_top_k
 from drive.prune import prune_iteratively
@@ -35,6 +35,40 @@ def test_erk_densities_follow_the_erdos_renyi_kernel_rule():
     budgets = layer_budgets(d, sizes, keep_count(0.3, sum(sizes.values())))
     assert sum(budgets.values()) == keep_count(0.3, sum(sizes.values()))
     assert all(abs(budgets[n] - d[n] * sizes[n]) < 1 for n in sizes)
+
+
+def rigl_erk(shapes: dict[str, tuple[int, ...]], density: float) -> dict[str, float]:
+    """ERK as RigL's sparse_utils computes it, written independently: per pass, the layers with
+    the largest raw ratio are made dense while the scaled ratio of any layer passes 1."""
+    dense: set[str] = set()
+    while True:
+        rhs = sum(density * math.prod(s) if n not in dense else -(1 - density) * math.prod(s)
+                  for n, s in shapes.items())
+        raw = {n: sum(s) / math.prod(s) for n, s in shapes.items() if n not in dense}
+        eps = rhs / sum(raw[n] * math.prod(shapes[n]) for n in raw)
+        if max(raw.values()) * eps <= 1:
+            return {n: 1.0 if n in dense else eps * raw[n] for n in shapes}
+        dense |= {n for n, r in raw.items() if r == max(raw.values())}
+
+
+@pytest.mark.parametrize("density", [0.9, 0.5, 0.2, 0.05, 0.01])
+def test_erk_densities_equal_rigls_one_dense_layer_at_a_time_loop(density):
+    shapes = {"c1": (16, 3, 3, 3), "c2": (32, 16, 3, 3), "c3": (64, 32, 3, 3), "c4": (64, 64, 3, 3),
+              "short": (64, 64, 1, 1), "fc": (10, 64)}
+    got, want = erk_densities(shapes, density), rigl_erk(shapes, density)
+    assert got == pytest.approx(want, rel=1e-12)
+    assert all(0 < v <= 1 for v in got.values())
+
+
+def test_erk_refuses_a_layerwise_ranking_that_would_make_it_uniform():
+    with pytest.raises(ConfigError, match="prune.scope: must be global for erk"):
+        build_config({"method": "erk", "sparsity": 0.9, "prune": {"scope": "layerwise"}})
+    build_config({"method": "random_uniform", "sparsity": 0.9, "prune": {"scope": "layerwise"}})
+    net = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 3))
+    masks = Masks.for_model(net)
+    with pytest.raises(ValueError, match="prune.scope: must be global for erk"):
+        prune_iteratively("erk", masks, ScoreContext(net, masks.weights, masks.keep), 0.1, 1,
+                          scope="layerwise")
 
 
 @pytest.mark.parametrize("method", ["erk", "random_uniform"])
