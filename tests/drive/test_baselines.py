@@ -169,6 +169,24 @@ def test_prospr_is_the_meta_gradient_of_the_loss_after_sgd_steps_wrt_the_mask():
     assert torch.equal(net.weight, w0)  # the model itself is untouched
 
 
+def test_prospr_leaves_the_random_stream_and_the_model_alone():
+    """Its inner steps run in train mode (dropout draws random numbers): the caller's generator
+    and the model's weights, BN buffers and mode are as before."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    net.eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    masks = Masks.for_model(net)
+    batches = [(X[:8], Y[:8]), (X[8:16], Y[8:16]), (X[16:], Y[16:])]
+    rng = torch.get_rng_state()
+    first = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, prospr_steps=2))
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert not net.training
+    again = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, prospr_steps=2))
+    assert all(torch.equal(first[n], again[n]) for n in first)  # same stream: same dropout
+
+
 def test_prospr_leaves_bn_statistics_alone_and_runs_in_an_experiment():
     exp = Experiment(build_config({**FAST, "method": "prospr", "sparsity": 0.9, "model": "digits_cnn"}))
     assert len(exp._score_batches()) == 4  # steps + 1 batches
