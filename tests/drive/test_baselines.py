@@ -1,5 +1,6 @@
 """The further baselines against their papers' definitions, on tiny networks."""
 
+import copy
 import math
 
 import pytest
@@ -245,3 +246,65 @@ def test_force_scores_fresh_batches_at_every_iteration():
     assert all(not torch.equal(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1:])
     m = exp.run()
     assert m["prune_samples"] == sum(len(y) for _, y in batches)
+
+
+# ---- cross-checks against the reference implementations' loops, written independently
+
+def test_force_equals_naver_forces_loop_from_the_dense_network(bn_resnet, image_batches):
+    """naver/force's iterative_pruning (prune_method 3): at each of T steps of the exponential
+    schedule, a fresh copy of the dense network with the current mask applied (weights zeroed),
+    the gradient averaged over that step's new batches, saliency |w0 * g| over all weights, the
+    top d_t kept; the network ends as w0 * mask. (BN in eval mode, as here.)"""
+    steps, density, per_step = 4, 0.1, 2
+    batches = image_batches(steps * per_step, seed=3)
+    net = bn_resnet(7)
+    masks = Masks.for_model(net)
+    prune_iteratively("force", masks, ScoreContext(net, masks.weights, masks.keep, batches=batches),
+                      density, steps)
+    dense = bn_resnet(7).eval()
+    names = list(masks.weights)
+    w0 = {n: dense.get_submodule(n).weight.detach().clone() for n in names}
+    total, mask = sum(w.numel() for w in w0.values()), None
+    for i in range(steps):
+        d = math.exp(-(i + 1) * -math.log(density) / steps)
+        ref = copy.deepcopy(dense)
+        if mask is not None:
+            with torch.no_grad():
+                for n in names:
+                    ref.get_submodule(n).weight.mul_(mask[n])
+        grads = {n: 0 for n in names}
+        for x, y in batches[i * per_step:(i + 1) * per_step]:
+            ref.zero_grad()
+            nn.functional.cross_entropy(ref(x), y).backward()
+            grads = {n: grads[n] + ref.get_submodule(n).weight.grad / per_step for n in names}
+        saliency = torch.cat([(w0[n] * grads[n]).abs().reshape(-1) for n in names])
+        top = torch.zeros_like(saliency, dtype=torch.bool)
+        top[torch.topk(saliency, keep_count(d, total)).indices] = True
+        parts = top.split([w0[n].numel() for n in names])
+        mask = {n: part.view_as(w0[n]) for n, part in zip(names, parts)}
+    assert all(torch.equal(masks.keep[n], mask[n]) for n in names)
+    assert all(torch.equal(masks.weights[n], w0[n] * mask[n]) for n in names)
+
+
+def test_prospr_equals_mil_ads_masks_as_parameters_through_train_mode_steps(bn_resnet, image_batches):
+    """mil-ad/prospr's prune (full meta-gradients, momentum 0, a new batch per inner step): fast
+    weights w * c for the prunable layers, clones for the rest (BN affines train too), M SGD steps
+    in train mode, the loss after them on the next batch, score |dL/dc|."""
+    from torch.func import functional_call
+
+    net, batches = bn_resnet(2), image_batches(4, seed=9)
+    masks = Masks.for_model(net)
+    got = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, prospr_steps=3,
+                              prospr_lr=0.1))
+    ref = copy.deepcopy(net).train()
+    c = {f"{n}.weight": torch.ones_like(w, requires_grad=True) for n, w in masks.weights.items()}
+    fast = {k: p * c[k] if k in c else p.clone() for k, p in ref.named_parameters()}
+    for x, y in batches[:3]:
+        grads = torch.autograd.grad(nn.functional.cross_entropy(functional_call(ref, fast, (x,)), y),
+                                    list(fast.values()), create_graph=True)
+        fast = {k: v - 0.1 * g for (k, v), g in zip(fast.items(), grads)}
+    x, y = batches[3]
+    meta = torch.autograd.grad(nn.functional.cross_entropy(functional_call(ref, fast, (x,)), y),
+                               list(c.values()))
+    for n, m in zip(masks.weights, meta):
+        torch.testing.assert_close(got[n], m.abs(), rtol=1e-9, atol=1e-15)
