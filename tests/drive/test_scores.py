@@ -1,6 +1,7 @@
 """Scores against values computed by hand (closed-form gradients, no autograd) on tiny networks."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -380,3 +381,42 @@ def test_scores_leave_weights_bn_statistics_random_stream_and_mode_alone(bn_resn
         assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items()), score.__name__
         assert torch.equal(torch.get_rng_state(), rng) and net.training, score.__name__
         assert all(p.grad is None for p in net.parameters()), score.__name__
+
+
+@pytest.mark.parametrize("combine", ["sum", "product"])
+def test_iterative_drive_equals_its_definition_recomputed_by_hand(combine, bn_resnet, image_batches):
+    """DRIVE over T = 3 exponential iterations on the masked network (DESIGN.md): g the gradient of
+    the mean training loss over the scoring batches (BN in eval mode), terms |w|, |w g|, |g| each
+    divided by its mean over the unpruned weights, combined with weights [a, b, c]."""
+    from drive.prune import prune_iteratively
+
+    weights, steps, density = [1.0, 0.5, 2.0], 3, 0.1
+    batches = image_batches(2, seed=5)
+    net = bn_resnet(3)
+    masks = Masks.for_model(net)
+    prune_iteratively("drive", masks, ScoreContext(
+        net, masks.weights, masks.keep, batches=batches,
+        drive=DriveConfig(weights=weights, combine=combine)), density, steps)
+    ref = bn_resnet(3).eval()
+    names = list(masks.weights)
+    layers = [ref.get_submodule(n).weight for n in names]
+    keep = torch.ones(sum(w.numel() for w in layers), dtype=torch.bool)
+    for t in range(1, steps + 1):
+        with torch.no_grad():
+            for w, k in zip(layers, keep.split([w.numel() for w in layers])):
+                w.mul_(k.view_as(w))
+        loss = sum(nn.functional.cross_entropy(ref(x), y) for x, y in batches) / len(batches)
+        g = torch.cat([gi.reshape(-1) for gi in torch.autograd.grad(loss, layers)])
+        w = torch.cat([wi.detach().reshape(-1) for wi in layers])
+        terms = [w.abs(), (w * g).abs(), g.abs()]
+        terms = [term / term[keep].mean() for term in terms]
+        if combine == "sum":
+            score = sum(a * term for a, term in zip(weights, terms))
+        else:
+            score = terms[0] ** weights[0] * terms[1] ** weights[1] * terms[2] ** weights[2]
+        score[~keep] = -math.inf
+        order = torch.sort(score, descending=True, stable=True).indices
+        keep = torch.zeros_like(keep)
+        keep[order[:keep_count(density ** (t / steps), keep.numel())]] = True
+    got = torch.cat([masks.keep[n].reshape(-1) for n in names])
+    assert torch.equal(got, keep)
