@@ -20,7 +20,8 @@ common factor, which changes no ranking. Cuts are found on the ``torch.fx`` grap
 a node is a cut when no edge of the graph jumps over it in topological order.
 
 A model that ``torch.fx`` cannot trace, or that holds a module whose output is not homogeneous in
-its input (Tanh, Sigmoid, GELU, ...), is scored as written, without rescaling; a score that is then
+its input (Tanh, Sigmoid, GELU, ..., or BN without running statistics, which normalises by the
+batch's even in eval mode), is scored as written, without rescaling; a score that is then
 not finite is reported as an error by the pruning loop (never ranked).
 """
 
@@ -108,7 +109,7 @@ def _rescaled(model: nn.Module, scale: _Scale) -> nn.Module | None:
     """``model`` with every cut divided by its peak (offsets downstream follow), or None when
     that would not be exact: the model cannot be traced, or holds an operation that is not
     positively homogeneous."""
-    if any(not isinstance(m, HOMOGENEOUS) for m in model.modules() if not list(m.children())):
+    if not all(_homogeneous_module(m) for m in model.modules() if not list(m.children())):
         return None
     try:
         traced = fx.symbolic_trace(model)
@@ -125,6 +126,14 @@ def _rescaled(model: nn.Module, scale: _Scale) -> nn.Module | None:
         if _offsets(module):
             module.register_forward_pre_hook(_follow_scale(module, scale))
     return traced
+
+
+def _homogeneous_module(module: nn.Module) -> bool:
+    """A module of :data:`HOMOGENEOUS`; a BN layer only with running statistics (without, it
+    normalises by the batch's statistics even in eval mode: scale-invariant, not homogeneous)."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is None:
+        return False
+    return isinstance(module, HOMOGENEOUS)
 
 
 def _homogeneous_node(node: fx.Node) -> bool:

@@ -186,12 +186,18 @@ def test_a_score_that_overflows_is_an_error_naming_method_and_layer():
     assert masks.kept == masks.total  # nothing was pruned
 
 
-def test_non_homogeneous_networks_are_scored_as_written():
+@pytest.mark.parametrize("shape,middle", [
+    ((4,), (nn.Linear(4, 8), nn.Tanh())),
+    # batch statistics even in eval mode: scale-invariant, so rescaling at cuts would change ranks
+    ((4, 3, 3), (nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8, track_running_stats=False),
+                 nn.ReLU(), nn.Flatten(), nn.Linear(72, 8), nn.ReLU())),
+])
+def test_non_homogeneous_networks_are_scored_as_written(shape, middle):
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+    net = nn.Sequential(*middle, nn.Linear(8, 3))
     masks = Masks.for_model(net)
-    got = synflow(ScoreContext(net, masks.weights, masks.keep, input_shape=(4,), synflow_float64=True))
-    want = plain_scores(net, (4,))
+    got = synflow(ScoreContext(net, masks.weights, masks.keep, input_shape=shape, synflow_float64=True))
+    want = plain_scores(net, shape)
     for n in got:
         torch.testing.assert_close(got[n], want[n], rtol=1e-12, atol=0)
 
