@@ -141,7 +141,8 @@ def _homogeneous_node(node: fx.Node) -> bool:
         return node.target in HOMOGENEOUS_FUNCTIONS
     if node.op == "call_method":
         return node.target in HOMOGENEOUS_METHODS
-    return True  # placeholders, outputs, attributes and modules (checked by type)
+    # a parameter or buffer read in forward (``x + self.shift``) is an offset no hook rescales
+    return node.op != "get_attr"  # placeholders, outputs and modules (checked by type)
 
 
 def _offsets(module: nn.Module) -> list[str]:

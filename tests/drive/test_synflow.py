@@ -186,15 +186,27 @@ def test_a_score_that_overflows_is_an_error_naming_method_and_layer():
     assert masks.kept == masks.total  # nothing was pruned
 
 
+class Shifted(nn.Module):
+    """A layer whose forward adds a parameter of its own: an offset outside any module's bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear, self.shift = nn.Linear(4, 8, bias=False), nn.Parameter(torch.rand(8) * 5)
+
+    def forward(self, x):
+        return torch.relu(self.linear(x) + self.shift)
+
+
 @pytest.mark.parametrize("shape,middle", [
-    ((4,), (nn.Linear(4, 8), nn.Tanh())),
+    ((4,), lambda: (nn.Linear(4, 8), nn.Tanh())),
+    ((4,), lambda: (Shifted(), nn.Linear(8, 8), nn.ReLU())),
     # batch statistics even in eval mode: scale-invariant, so rescaling at cuts would change ranks
-    ((4, 3, 3), (nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8, track_running_stats=False),
-                 nn.ReLU(), nn.Flatten(), nn.Linear(72, 8), nn.ReLU())),
-])
+    ((4, 3, 3), lambda: (nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8, track_running_stats=False),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(72, 8), nn.ReLU())),
+], ids=["tanh", "parameter-offset", "bn-batch-statistics"])
 def test_non_homogeneous_networks_are_scored_as_written(shape, middle):
     torch.manual_seed(0)
-    net = nn.Sequential(*middle, nn.Linear(8, 3))
+    net = nn.Sequential(*middle(), nn.Linear(8, 3))
     masks = Masks.for_model(net)
     got = synflow(ScoreContext(net, masks.weights, masks.keep, input_shape=shape, synflow_float64=True))
     want = plain_scores(net, shape)
