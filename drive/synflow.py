@@ -21,7 +21,8 @@ a node is a cut when no edge of the graph jumps over it in topological order.
 
 A model that ``torch.fx`` cannot trace, or that holds a module whose output is not homogeneous in
 its input (Tanh, Sigmoid, GELU, ..., or BN without running statistics, which normalises by the
-batch's even in eval mode), is scored as written, without rescaling; a score that is then
+batch's even in eval mode), or that reads a parameter or buffer in its forward (an offset outside
+any module's bias), is scored as written, without rescaling; a score that is then
 not finite is reported as an error by the pruning loop (never ranked).
 """
 
