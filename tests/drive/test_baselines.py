@@ -250,16 +250,20 @@ def test_force_scores_fresh_batches_at_every_iteration():
 
 # ---- cross-checks against the reference implementations' loops, written independently
 
-def test_force_equals_naver_forces_loop_from_the_dense_network(bn_resnet, image_batches):
-    """naver/force's iterative_pruning (prune_method 3): at each of T steps of the exponential
-    schedule, a fresh copy of the dense network with the current mask applied (weights zeroed),
-    the gradient averaged over that step's new batches, saliency |w0 * g| over all weights, the
-    top d_t kept; the network ends as w0 * mask. (BN in eval mode, as here.)"""
+@pytest.mark.parametrize("method", ["force", "snip"])
+def test_force_and_iter_snip_equal_naver_forces_loop(method, bn_resnet, image_batches):
+    """naver/force's iterative_pruning: at each of T steps of the exponential schedule, a copy of
+    the dense network with the current mask applied (weights zeroed), the gradient averaged over
+    the step's batches, and the top d_t kept. FORCE (prune_method 3): saliency |w0 * g| over all
+    weights, new batches at each step. Iter SNIP (prune_method 1): |w * g| of the pruned network,
+    pruned weights never picked again; here on the same batches at every step (the reference
+    draws new ones). Either way the network ends as w0 * mask. (BN in eval mode, as here.)"""
     steps, density, per_step = 4, 0.1, 2
-    batches = image_batches(steps * per_step, seed=3)
+    force_ = method == "force"
+    batches = image_batches(steps * per_step if force_ else per_step, seed=3)
     net = bn_resnet(7)
     masks = Masks.for_model(net)
-    prune_iteratively("force", masks, ScoreContext(net, masks.weights, masks.keep, batches=batches),
+    prune_iteratively(method, masks, ScoreContext(net, masks.weights, masks.keep, batches=batches),
                       density, steps)
     dense = bn_resnet(7).eval()
     names = list(masks.weights)
@@ -273,11 +277,15 @@ def test_force_equals_naver_forces_loop_from_the_dense_network(bn_resnet, image_
                 for n in names:
                     ref.get_submodule(n).weight.mul_(mask[n])
         grads = {n: 0 for n in names}
-        for x, y in batches[i * per_step:(i + 1) * per_step]:
+        for x, y in batches[i * per_step:(i + 1) * per_step] if force_ else batches:
             ref.zero_grad()
             nn.functional.cross_entropy(ref(x), y).backward()
             grads = {n: grads[n] + ref.get_submodule(n).weight.grad / per_step for n in names}
-        saliency = torch.cat([(w0[n] * grads[n]).abs().reshape(-1) for n in names])
+        scored = w0 if force_ else {n: ref.get_submodule(n).weight.detach() for n in names}
+        saliency = {n: (scored[n] * grads[n]).abs() for n in names}
+        if not force_ and mask is not None:  # Iter SNIP: a pruned weight is never picked again
+            saliency = {n: torch.where(mask[n], saliency[n], -math.inf) for n in names}
+        saliency = torch.cat([saliency[n].reshape(-1) for n in names])
         top = torch.zeros_like(saliency, dtype=torch.bool)
         top[torch.topk(saliency, keep_count(d, total)).indices] = True
         parts = top.split([w0[n].numel() for n in names])
