@@ -30,7 +30,8 @@ def prospr(ctx: ScoreContext) -> Scores:
     SGD steps from ``w0 * c`` with respect to the mask ``c`` (all ones), through the steps.
 
     The M inner steps (``ctx.prospr_steps``, learning rate ``ctx.prospr_lr``) train the network
-    in train mode (batch statistics; the model's own BN buffers are left untouched) on
+    in train mode (batch statistics; the model's BN buffers and the global random generators
+    are left untouched: dropout draws from a fork) on
     ``ctx.batches`` in turn, and the loss after them is taken on the next batch. Pruned weights
     stay zero through the inner steps (their updates are masked).
     """
@@ -46,22 +47,26 @@ def prospr(ctx: ScoreContext) -> Scores:
         params[key[n]] = params[key[n]] * masks[n]
     was_training = model.training
     model.train()
-    try:
-        for step in range(ctx.prospr_steps):
-            x, y = ctx.batches[step % len(ctx.batches)]
+    device = next(iter(ctx.weights.values())).device
+    # dropout in the inner steps draws random numbers: from a fork of the generators, so the
+    # caller's random stream (the training's) is the same as if ProsPr had not scored
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        try:
+            for step in range(ctx.prospr_steps):
+                x, y = ctx.batches[step % len(ctx.batches)]
+                loss = ctx.loss(functional_call(model, (params, buffers), (x,)), y)
+                grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+                params = {k: v - ctx.prospr_lr * g * keep.get(k, 1.0)
+                          for (k, v), g in zip(params.items(), grads)}
+                ctx.samples += len(y)
+            x, y = ctx.batches[ctx.prospr_steps % len(ctx.batches)]
             loss = ctx.loss(functional_call(model, (params, buffers), (x,)), y)
-            grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-            params = {k: v - ctx.prospr_lr * g * keep.get(k, 1.0)
-                      for (k, v), g in zip(params.items(), grads)}
-            ctx.samples += len(y)
-        x, y = ctx.batches[ctx.prospr_steps % len(ctx.batches)]
-        loss = ctx.loss(functional_call(model, (params, buffers), (x,)), y)
-        meta = torch.autograd.grad(loss, [masks[n] for n in names])
-        # the meta-gradient runs back through every step: about one more pass per sample
-        ctx.samples += len(y) + sum(len(ctx.batches[s % len(ctx.batches)][1])
-                                    for s in range(ctx.prospr_steps + 1))
-    finally:
-        model.train(was_training)
+            meta = torch.autograd.grad(loss, [masks[n] for n in names])
+            # the meta-gradient runs back through every step: about one more pass per sample
+            ctx.samples += len(y) + sum(len(ctx.batches[s % len(ctx.batches)][1])
+                                        for s in range(ctx.prospr_steps + 1))
+        finally:
+            model.train(was_training)
     return {n: g.abs() for n, g in zip(names, meta)}
 
 

@@ -56,6 +56,8 @@ class Method:
         revives: whether a weight pruned at one iteration may come back at a later one (the
             score then sees every weight with its value before pruning, ``ctx.dense``).
         fresh_batches: whether each of the T iterations scores new batches (else the same).
+        layer_densities: whether its score sets each layer's share itself (ERK), so that only
+            a global ranking gives its result (``prune.scope: layerwise`` is refused).
         batches: the number of scoring batches it needs at least, given the config.
         axes: config fields (dotted; a trailing dot means the whole section) that only this
             method uses: a sweep varies them for it alone.
@@ -70,6 +72,7 @@ class Method:
     data: bool = False
     revives: bool = False
     fresh_batches: bool = False
+    layer_densities: bool = False
     batches: Callable[[object], int] | None = None
     axes: tuple[str, ...] = ()
     label: str = ""
@@ -115,8 +118,8 @@ for _method in (
     Method("magnitude", scores.magnitude, label="magnitude", color="#56B4E9", marker="P",
            linestyle="--"),
     Method("random", scores.random, label="random", color="#7F7F7F", marker="X", linestyle=":"),
-    Method("erk", baselines.erk, label="random (ERK)", color="#999933", marker="x", linestyle=":",
-           reference="Evci et al. 2020"),
+    Method("erk", baselines.erk, layer_densities=True, label="random (ERK)", color="#999933",
+           marker="x", linestyle=":", reference="Evci et al. 2020"),
     Method("random_uniform", baselines.random_uniform, label="random (uniform)", color="#BBBBBB",
            marker="+", linestyle=":"),
     Method("force", baselines.force, iterations=60, data=True, revives=True, fresh_batches=True,

@@ -20,7 +20,9 @@ common factor, which changes no ranking. Cuts are found on the ``torch.fx`` grap
 a node is a cut when no edge of the graph jumps over it in topological order.
 
 A model that ``torch.fx`` cannot trace, or that holds a module whose output is not homogeneous in
-its input (Tanh, Sigmoid, GELU, ...), is scored as written, without rescaling; a score that is then
+its input (Tanh, Sigmoid, GELU, ..., or BN without running statistics, which normalises by the
+batch's even in eval mode), or that reads a parameter or buffer in its forward (an offset outside
+any module's bias), is scored as written, without rescaling; a score that is then
 not finite is reported as an error by the pruning loop (never ranked).
 """
 
@@ -108,7 +110,7 @@ def _rescaled(model: nn.Module, scale: _Scale) -> nn.Module | None:
     """``model`` with every cut divided by its peak (offsets downstream follow), or None when
     that would not be exact: the model cannot be traced, or holds an operation that is not
     positively homogeneous."""
-    if any(not isinstance(m, HOMOGENEOUS) for m in model.modules() if not list(m.children())):
+    if not all(_homogeneous_module(m) for m in model.modules() if not list(m.children())):
         return None
     try:
         traced = fx.symbolic_trace(model)
@@ -127,12 +129,21 @@ def _rescaled(model: nn.Module, scale: _Scale) -> nn.Module | None:
     return traced
 
 
+def _homogeneous_module(module: nn.Module) -> bool:
+    """A module of :data:`HOMOGENEOUS`; a BN layer only with running statistics (without, it
+    normalises by the batch's statistics even in eval mode: scale-invariant, not homogeneous)."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is None:
+        return False
+    return isinstance(module, HOMOGENEOUS)
+
+
 def _homogeneous_node(node: fx.Node) -> bool:
     if node.op == "call_function":
         return node.target in HOMOGENEOUS_FUNCTIONS
     if node.op == "call_method":
         return node.target in HOMOGENEOUS_METHODS
-    return True  # placeholders, outputs, attributes and modules (checked by type)
+    # a parameter or buffer read in forward (``x + self.shift``) is an offset no hook rescales
+    return node.op != "get_attr"  # placeholders, outputs and modules (checked by type)
 
 
 def _offsets(module: nn.Module) -> list[str]:

@@ -1,5 +1,6 @@
 """The further baselines against their papers' definitions, on tiny networks."""
 
+import copy
 import math
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 from torch import nn
 
 from drive.baselines import erk_densities, force, layer_budgets, prospr
-from drive.config import build_config
+from drive.config import ConfigError, build_config
 from drive.experiment import Experiment, run
 from drive.masks import Masks, keep_count, select_top_k
 from drive.prune import prune_iteratively
@@ -35,6 +36,40 @@ def test_erk_densities_follow_the_erdos_renyi_kernel_rule():
     budgets = layer_budgets(d, sizes, keep_count(0.3, sum(sizes.values())))
     assert sum(budgets.values()) == keep_count(0.3, sum(sizes.values()))
     assert all(abs(budgets[n] - d[n] * sizes[n]) < 1 for n in sizes)
+
+
+def rigl_erk(shapes: dict[str, tuple[int, ...]], density: float) -> dict[str, float]:
+    """ERK as RigL's sparse_utils computes it, written independently: per pass, the layers with
+    the largest raw ratio are made dense while the scaled ratio of any layer passes 1."""
+    dense: set[str] = set()
+    while True:
+        rhs = sum(density * math.prod(s) if n not in dense else -(1 - density) * math.prod(s)
+                  for n, s in shapes.items())
+        raw = {n: sum(s) / math.prod(s) for n, s in shapes.items() if n not in dense}
+        eps = rhs / sum(raw[n] * math.prod(shapes[n]) for n in raw)
+        if max(raw.values()) * eps <= 1:
+            return {n: 1.0 if n in dense else eps * raw[n] for n in shapes}
+        dense |= {n for n, r in raw.items() if r == max(raw.values())}
+
+
+@pytest.mark.parametrize("density", [0.9, 0.5, 0.2, 0.05, 0.01])
+def test_erk_densities_equal_rigls_one_dense_layer_at_a_time_loop(density):
+    shapes = {"c1": (16, 3, 3, 3), "c2": (32, 16, 3, 3), "c3": (64, 32, 3, 3), "c4": (64, 64, 3, 3),
+              "short": (64, 64, 1, 1), "fc": (10, 64)}
+    got, want = erk_densities(shapes, density), rigl_erk(shapes, density)
+    assert got == pytest.approx(want, rel=1e-12)
+    assert all(0 < v <= 1 for v in got.values())
+
+
+def test_erk_refuses_a_layerwise_ranking_that_would_make_it_uniform():
+    with pytest.raises(ConfigError, match="prune.scope: must be global for erk"):
+        build_config({"method": "erk", "sparsity": 0.9, "prune": {"scope": "layerwise"}})
+    build_config({"method": "random_uniform", "sparsity": 0.9, "prune": {"scope": "layerwise"}})
+    net = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 3))
+    masks = Masks.for_model(net)
+    with pytest.raises(ValueError, match="prune.scope: must be global for erk"):
+        prune_iteratively("erk", masks, ScoreContext(net, masks.weights, masks.keep), 0.1, 1,
+                          scope="layerwise")
 
 
 @pytest.mark.parametrize("method", ["erk", "random_uniform"])
@@ -135,6 +170,24 @@ def test_prospr_is_the_meta_gradient_of_the_loss_after_sgd_steps_wrt_the_mask():
     assert torch.equal(net.weight, w0)  # the model itself is untouched
 
 
+def test_prospr_leaves_the_random_stream_and_the_model_alone():
+    """Its inner steps run in train mode (dropout draws random numbers): the caller's generator
+    and the model's weights, BN buffers and mode are as before."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    net.eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    masks = Masks.for_model(net)
+    batches = [(X[:8], Y[:8]), (X[8:16], Y[8:16]), (X[16:], Y[16:])]
+    rng = torch.get_rng_state()
+    first = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, prospr_steps=2))
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert not net.training
+    again = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, prospr_steps=2))
+    assert all(torch.equal(first[n], again[n]) for n in first)  # same stream: same dropout
+
+
 def test_prospr_leaves_bn_statistics_alone_and_runs_in_an_experiment():
     exp = Experiment(build_config({**FAST, "method": "prospr", "sparsity": 0.9, "model": "digits_cnn"}))
     assert len(exp._score_batches()) == 4  # steps + 1 batches
@@ -193,3 +246,73 @@ def test_force_scores_fresh_batches_at_every_iteration():
     assert all(not torch.equal(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1:])
     m = exp.run()
     assert m["prune_samples"] == sum(len(y) for _, y in batches)
+
+
+# ---- cross-checks against the reference implementations' loops, written independently
+
+@pytest.mark.parametrize("method", ["force", "snip"])
+def test_force_and_iter_snip_equal_naver_forces_loop(method, bn_resnet, image_batches):
+    """naver/force's iterative_pruning: at each of T steps of the exponential schedule, a copy of
+    the dense network with the current mask applied (weights zeroed), the gradient averaged over
+    the step's batches, and the top d_t kept. FORCE (prune_method 3): saliency |w0 * g| over all
+    weights, new batches at each step. Iter SNIP (prune_method 1): |w * g| of the pruned network,
+    pruned weights never picked again; here on the same batches at every step (the reference
+    draws new ones). Either way the network ends as w0 * mask. (BN in eval mode, as here.)"""
+    steps, density, per_step = 4, 0.1, 2
+    force_ = method == "force"
+    batches = image_batches(steps * per_step if force_ else per_step, seed=3)
+    net = bn_resnet(7)
+    masks = Masks.for_model(net)
+    prune_iteratively(method, masks, ScoreContext(net, masks.weights, masks.keep, batches=batches),
+                      density, steps)
+    dense = bn_resnet(7).eval()
+    names = list(masks.weights)
+    w0 = {n: dense.get_submodule(n).weight.detach().clone() for n in names}
+    total, mask = sum(w.numel() for w in w0.values()), None
+    for i in range(steps):
+        d = math.exp(-(i + 1) * -math.log(density) / steps)
+        ref = copy.deepcopy(dense)
+        if mask is not None:
+            with torch.no_grad():
+                for n in names:
+                    ref.get_submodule(n).weight.mul_(mask[n])
+        grads = {n: 0 for n in names}
+        for x, y in batches[i * per_step:(i + 1) * per_step] if force_ else batches:
+            ref.zero_grad()
+            nn.functional.cross_entropy(ref(x), y).backward()
+            grads = {n: grads[n] + ref.get_submodule(n).weight.grad / per_step for n in names}
+        scored = w0 if force_ else {n: ref.get_submodule(n).weight.detach() for n in names}
+        saliency = {n: (scored[n] * grads[n]).abs() for n in names}
+        if not force_ and mask is not None:  # Iter SNIP: a pruned weight is never picked again
+            saliency = {n: torch.where(mask[n], saliency[n], -math.inf) for n in names}
+        saliency = torch.cat([saliency[n].reshape(-1) for n in names])
+        top = torch.zeros_like(saliency, dtype=torch.bool)
+        top[torch.topk(saliency, keep_count(d, total)).indices] = True
+        parts = top.split([w0[n].numel() for n in names])
+        mask = {n: part.view_as(w0[n]) for n, part in zip(names, parts)}
+    assert all(torch.equal(masks.keep[n], mask[n]) for n in names)
+    assert all(torch.equal(masks.weights[n], w0[n] * mask[n]) for n in names)
+
+
+def test_prospr_equals_mil_ads_masks_as_parameters_through_train_mode_steps(bn_resnet, image_batches):
+    """mil-ad/prospr's prune (full meta-gradients, momentum 0, a new batch per inner step): fast
+    weights w * c for the prunable layers, clones for the rest (BN affines train too), M SGD steps
+    in train mode, the loss after them on the next batch, score |dL/dc|."""
+    from torch.func import functional_call
+
+    net, batches = bn_resnet(2), image_batches(4, seed=9)
+    masks = Masks.for_model(net)
+    got = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, prospr_steps=3,
+                              prospr_lr=0.1))
+    ref = copy.deepcopy(net).train()
+    c = {f"{n}.weight": torch.ones_like(w, requires_grad=True) for n, w in masks.weights.items()}
+    fast = {k: p * c[k] if k in c else p.clone() for k, p in ref.named_parameters()}
+    for x, y in batches[:3]:
+        grads = torch.autograd.grad(nn.functional.cross_entropy(functional_call(ref, fast, (x,)), y),
+                                    list(fast.values()), create_graph=True)
+        fast = {k: v - 0.1 * g for (k, v), g in zip(fast.items(), grads)}
+    x, y = batches[3]
+    meta = torch.autograd.grad(nn.functional.cross_entropy(functional_call(ref, fast, (x,)), y),
+                               list(c.values()))
+    for n, m in zip(masks.weights, meta):
+        torch.testing.assert_close(got[n], m.abs(), rtol=1e-9, atol=1e-15)

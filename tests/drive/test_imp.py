@@ -51,3 +51,42 @@ def test_rewind_restores_unpruned_weights_to_saved_values():
     kept = torch.cat([trained[n][masks.keep[n]].abs() for n in trained])
     dropped = torch.cat([trained[n][~masks.keep[n]].abs() for n in trained])
     assert kept.min() >= dropped.max()
+
+
+def test_each_trunk_level_prunes_the_smallest_trained_weights_globally_then_rewinds():
+    """open_lth's sparse_global, written independently: of the trained network's still-unpruned
+    weights (all layers in one ranking) the smallest |w| go, here down to round((1-rate)^k N);
+    then the kept weights (and every other tensor) are rewound to init."""
+    from drive.config import build_config
+    from drive.experiment import Experiment
+
+    exp = Experiment(build_config({"device": "cpu", "method": "imp", "sparsity": 0.75, "model": "digits_mlp",
+                                   "imp": {"rate": 0.5}, "train": {"epochs": 1, "batch_size": 256}}))
+    init = snapshot(exp.model)
+    trained, seen = {}, []
+
+    def spy(p):
+        if p.metrics["phase"] == "imp" and p.boundary and "train_loss" in p.metrics:
+            trained.update({n: w.detach().clone() for n, w in exp.masks.weights.items()})
+            trained["keep"] = {n: m.clone() for n, m in exp.masks.keep.items()}
+        if p.metrics["phase"] == "prune":
+            seen.append(({n: m.clone() for n, m in exp.masks.keep.items()}, dict(trained)))
+        if p.metrics["phase"] == "rewind":
+            state = exp.model.state_dict()
+            for k, v in init.items():
+                layer = k.removesuffix(".weight")
+                want = v * exp.masks.keep[layer] if layer in exp.masks.keep and k.endswith(".weight") else v
+                assert torch.equal(state[k], want), k
+
+    exp.run(spy)
+    assert len(seen) == 2  # trunk level 1 (density 0.5), then the branch to 0.25
+    total = exp.masks.total
+    for (keep, before), density in zip(seen, (0.5, 0.25)):
+        names = list(keep)
+        alive = torch.cat([before["keep"][n].reshape(-1) for n in names])
+        mags = torch.cat([before[n].abs().reshape(-1) for n in names])[alive]
+        threshold = torch.sort(mags).values[int(alive.sum()) - keep_count(density, total)]
+        kept = torch.cat([keep[n].reshape(-1) for n in names])
+        flat = torch.cat([before[n].abs().reshape(-1) for n in names])
+        assert int(kept.sum()) == keep_count(density, total)
+        assert kept[alive & (flat > threshold)].all() and not kept[~alive | (flat < threshold)].any()
