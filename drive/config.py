@@ -109,6 +109,9 @@ class PruneConfig(_Section):
     exclude_last: bool = Field(False, description="never prune the last conv/linear layer")
     balanced_batches: int | None = Field(None, ge=1, description="score on class-balanced batches "
                                          "of this many samples per class (GraSP's sampling)")
+    bn: Literal["eval", "train"] = Field("eval", description="BN while SNIP, GraSP, DRIVE and FORCE "
+                                         "score: running statistics (eval) or the batch's (train, "
+                                         "as GraSP's and FORCE's reference code)")
 
 
 class DriveConfig(_Section):

@@ -187,7 +187,7 @@ class Experiment:
                 batches=self._score_batches() if cfg.spec.data else (),
                 input_shape=self.data.sample_shape, seed=cfg.seed, drive=cfg.drive,
                 grasp_temperature=cfg.grasp.temperature, synflow_float64=cfg.synflow.float64,
-                label_smoothing=cfg.train.label_smoothing, prospr_steps=cfg.prospr.steps,
+                label_smoothing=cfg.train.label_smoothing, bn=cfg.prune.bn, prospr_steps=cfg.prospr.steps,
                 prospr_lr=cfg.prospr.lr or cfg.train.lr)
             prune_iteratively(stage.method, self.masks, ctx, stage.density, stage.iterations,
                               cfg.prune.schedule, cfg.prune.scope)

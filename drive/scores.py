@@ -7,7 +7,8 @@ and ``ctx.samples`` counts the forward+backward sample passes spent, a hardware-
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -42,6 +43,7 @@ class ScoreContext:
     grasp_temperature: float = 200.0
     synflow_float64: bool = False
     label_smoothing: float = 0.0
+    bn: str = "eval"  # "train": BN on batch statistics (and dropout on), as the reference codes
     density: float = 1.0  # the density this iteration prunes to
     dense: dict[str, torch.Tensor] | None = None  # the weights before pruning began (FORCE)
     prospr_steps: int = 3
@@ -52,6 +54,37 @@ class ScoreContext:
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The training loss (mean cross-entropy with the training's label smoothing)."""
         return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+
+
+@contextmanager
+def scoring_mode(ctx: ScoreContext) -> Iterator[None]:
+    """The model in the mode a gradient score is taken in (``prune.bn``), then as it was.
+
+    ``eval``: BN normalises with its running statistics, so a weight's score does not depend on
+    the other samples of the batch. ``train``: as the reference implementations of GraSP and
+    FORCE do, BN normalises with the batch's statistics (and dropout is on); the running
+    statistics these forwards update and the random numbers they draw are put back, so scoring
+    leaves the network and the training's random stream as they were.
+    """
+    model, was_training = ctx.model, ctx.model.training
+    if ctx.bn == "eval":
+        model.eval()
+        try:
+            yield
+        finally:
+            model.train(was_training)
+        return
+    saved = {k: b.detach().clone() for k, b in model.named_buffers()}
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model.train()
+        try:
+            yield
+        finally:
+            model.train(was_training)
+            with torch.no_grad():
+                for k, b in model.named_buffers():
+                    b.copy_(saved[k])
 
 
 def _abs_weights(ctx: ScoreContext) -> Scores:
@@ -70,19 +103,17 @@ def random(ctx: ScoreContext) -> Scores:
 
 
 def loss_gradients(ctx: ScoreContext) -> Scores:
-    """g = dL/dw of the training loss averaged over ``ctx.batches``, BN in eval mode."""
+    """g = dL/dw of the training loss averaged over ``ctx.batches``, in :func:`scoring_mode`."""
     if not ctx.batches:
         raise ValueError("prune.score_batches: a gradient score needs at least one training batch")
     model, names = ctx.model, list(ctx.weights)
-    was_training = model.training
-    model.eval()
     grads = {n: torch.zeros_like(w) for n, w in ctx.weights.items()}
-    for x, y in ctx.batches:
-        loss = ctx.loss(model(x), y) / len(ctx.batches)
-        for n, g in zip(names, torch.autograd.grad(loss, [ctx.weights[n] for n in names])):
-            grads[n] += g
-        ctx.samples += len(y)
-    model.train(was_training)
+    with scoring_mode(ctx):
+        for x, y in ctx.batches:
+            loss = ctx.loss(model(x), y) / len(ctx.batches)
+            for n, g in zip(names, torch.autograd.grad(loss, [ctx.weights[n] for n in names])):
+                grads[n] += g
+            ctx.samples += len(y)
     return grads
 
 
@@ -106,25 +137,23 @@ def grasp(ctx: ScoreContext) -> Scores:
     model, names = ctx.model, list(ctx.weights)
     params = [ctx.weights[n] for n in names]
     keep = [ctx.keep[n].to(p.dtype) for n, p in zip(names, params)]
-    was_training = model.training
-    model.eval()
     temp, nb = ctx.grasp_temperature, len(ctx.batches)
 
-    g = [torch.zeros_like(p) for p in params]
-    for x, y in ctx.batches:
-        loss = ctx.loss(model(x) / temp, y) / nb
-        for acc, gi in zip(g, torch.autograd.grad(loss, params)):
-            acc += gi
-    g = [gi * k for gi, k in zip(g, keep)]
-    hg = [torch.zeros_like(p) for p in params]
-    for x, y in ctx.batches:
-        loss = ctx.loss(model(x) / temp, y) / nb
-        grads = torch.autograd.grad(loss, params, create_graph=True)
-        z = sum((gi * g0).sum() for gi, g0 in zip(grads, g))
-        for acc, h in zip(hg, torch.autograd.grad(z, params)):
-            acc += h
-        ctx.samples += 2 * len(y)  # a plain pass for g plus the double-backprop pass
-    model.train(was_training)
+    with scoring_mode(ctx):
+        g = [torch.zeros_like(p) for p in params]
+        for x, y in ctx.batches:
+            loss = ctx.loss(model(x) / temp, y) / nb
+            for acc, gi in zip(g, torch.autograd.grad(loss, params)):
+                acc += gi
+        g = [gi * k for gi, k in zip(g, keep)]
+        hg = [torch.zeros_like(p) for p in params]
+        for x, y in ctx.batches:
+            loss = ctx.loss(model(x) / temp, y) / nb
+            grads = torch.autograd.grad(loss, params, create_graph=True)
+            z = sum((gi * g0).sum() for gi, g0 in zip(grads, g))
+            for acc, h in zip(hg, torch.autograd.grad(z, params)):
+                acc += h
+            ctx.samples += 2 * len(y)  # a plain pass for g plus the double-backprop pass
     return {n: p.detach() * h * k for n, p, h, k in zip(names, params, hg, keep)}
 
 

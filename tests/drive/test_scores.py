@@ -322,15 +322,17 @@ def test_drive_terms_are_what_they_claim(combine):
 # ---- cross-checks against the reference implementations' formulations, written independently,
 # on a CIFAR ResNet with non-trivial BN statistics (fixtures in conftest.py)
 
-def test_snip_is_the_gradient_with_respect_to_a_mask_of_ones_in_eval_mode(bn_resnet, image_batches):
+@pytest.mark.parametrize("bn", ["eval", "train"])
+def test_snip_is_the_gradient_with_respect_to_a_mask_of_ones(bn, bn_resnet, image_batches):
     """Lee et al. (and Synaptic-Flow's SNIP): |dL/dc| at c = 1, the forward using w * c, BN in
-    eval mode; the loss summed over batches there, averaged here (one common factor)."""
+    the mode of ``prune.bn``; the loss summed over batches there, averaged here (one common
+    factor)."""
     from torch.func import functional_call
 
     net, batches = bn_resnet(), image_batches(2)
     masks = Masks.for_model(net)
-    got = snip(ScoreContext(net, masks.weights, masks.keep, batches=batches))
-    ref = copy.deepcopy(net).eval()
+    got = snip(ScoreContext(net, masks.weights, masks.keep, batches=batches, bn=bn))
+    ref = copy.deepcopy(net).train(bn == "train")
     params = dict(ref.named_parameters())
     c = {n: torch.ones_like(w, requires_grad=True) for n, w in masks.weights.items()}
     total = sum(nn.functional.cross_entropy(functional_call(
@@ -341,14 +343,15 @@ def test_snip_is_the_gradient_with_respect_to_a_mask_of_ones_in_eval_mode(bn_res
         torch.testing.assert_close(got[n] * len(batches), want[n].abs(), rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.parametrize("density", [0.5, 0.1])
-def test_grasp_keeps_what_the_reference_removal_rule_keeps(density, bn_resnet, image_batches):
+@pytest.mark.parametrize("density,bn", [(0.5, "eval"), (0.1, "eval"), (0.1, "train")])
+def test_grasp_keeps_what_the_reference_removal_rule_keeps(density, bn, bn_resnet, image_batches):
     """alecwangcq/GraSP's rule on the same network: grad_w summed over the batches, Hg from
-    z = sum(grad_w * grad_f) by backward into weight.grad, and the top (1 - d) of -w * Hg removed."""
+    z = sum(grad_w * grad_f) by backward into weight.grad, and the top (1 - d) of -w * Hg removed;
+    BN in eval mode, or in train mode as the reference code runs it (``prune.bn: train``)."""
     net, batches = bn_resnet(1), image_batches(2, seed=2)
     masks = Masks.for_model(net)
-    got = grasp(ScoreContext(net, masks.weights, masks.keep, batches=batches))
-    ref = copy.deepcopy(net).eval()
+    got = grasp(ScoreContext(net, masks.weights, masks.keep, batches=batches, bn=bn))
+    ref = copy.deepcopy(net).train(bn == "train")
     modules = dict(ref.named_modules())
     weights = [modules[n].weight for n in masks.weights]
     grad_w = [torch.zeros_like(w) for w in weights]
@@ -367,19 +370,22 @@ def test_grasp_keeps_what_the_reference_removal_rule_keeps(density, bn_resnet, i
     assert int(kept.sum()) == keep_count(density, removal.numel())  # exact, ties by position
 
 
-def test_scores_leave_weights_bn_statistics_random_stream_and_mode_alone(bn_resnet, image_batches):
+@pytest.mark.parametrize("bn,training", [("eval", True), ("train", True), ("train", False)])
+def test_scores_leave_weights_bn_statistics_random_stream_and_mode_alone(bn, training, bn_resnet,
+                                                                         image_batches):
     from drive.baselines import force
 
     net = bn_resnet()
-    net.train()
+    net.train(training)
     masks = Masks.for_model(net)
     masks.prune_to(magnitude(ScoreContext(net, masks.weights, masks.keep)), 0.5)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     rng = torch.get_rng_state()
     for score in (snip, grasp, drive, synflow, force, random):
-        score(ScoreContext(net, masks.weights, masks.keep, batches=image_batches(1), input_shape=(3, 8, 8)))
+        score(ScoreContext(net, masks.weights, masks.keep, batches=image_batches(1), input_shape=(3, 8, 8),
+                           bn=bn))
         assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items()), score.__name__
-        assert torch.equal(torch.get_rng_state(), rng) and net.training, score.__name__
+        assert torch.equal(torch.get_rng_state(), rng) and net.training == training, score.__name__
         assert all(p.grad is None for p in net.parameters()), score.__name__
 
 
