@@ -20,6 +20,7 @@ from analysis.aggregate import (
 )
 from analysis.plots.drive import SCHEDULE, fixed_rows, held_columns
 from analysis.results import ResultsError, load, save
+from drive.record import RECORD_FILE
 from analysis.tables import (
     MISSING, count, failed_trials, mean_std, pct_header, times, to_latex, to_markdown, wide,
 )
@@ -98,7 +99,8 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     df = load(paths) if frame is None else frame
     if df.empty:
-        raise ResultsError(f"no trial results found in {', '.join(map(str, paths))}")
+        raise ResultsError(f"EXPERIMENT_DIR: no trial record (a sweep trial's {RECORD_FILE} or a "
+                           f"prune --out record) in {', '.join(map(str, paths))}")
     variants = list(variants)
     if variants:
         df = choose_variants(df, variants)

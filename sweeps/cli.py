@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,7 @@ def check_writable(path: Path, field: str, folder: bool = False) -> None:
     if not folder and path.is_dir():
         raise UsageError(f"{field}: {path} is a folder; give a file name")
     folder = path if folder else path.parent
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".drive-sweep-write-test"
@@ -64,6 +67,12 @@ def check_writable(path: Path, field: str, folder: bool = False) -> None:
         probe.unlink()
     except OSError as e:
         raise UsageError(f"{field}: cannot write to {folder} ({e.strerror or e})") from None
+    finally:  # nothing is left behind by the check: a later failure must not leave empty folders
+        for p in created:
+            try:
+                p.rmdir()
+            except OSError:
+                pass
 
 
 # ---- prune ------------------------------------------------------------------------------------
@@ -85,6 +94,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from drive.data import prepare_dataset
     from drive.experiment import Experiment
     from drive.plan import total_epochs
+    from drive.prune import ScoreError
     from drive.record import record_run
     from drive.state import CheckpointWriter, load_state
 
@@ -116,6 +126,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         if recorder:
             recorder.end_status("interrupted", "stopped by Ctrl-C")
         raise
+    except ScoreError as e:  # a known end of a method (NaN scores): one line, the record says errored
+        bar.close()
+        print(f"drive-sweep: error: {e}", file=sys.stderr)
+        return 1
     finally:
         bar.close()
     print(format_metrics(metrics))
@@ -211,6 +225,7 @@ def finish_sweep(path: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import write_report
+    from analysis.results import ResultsWarning
     from sweeps.storage import exists, load_results
 
     for path in args.experiment_dirs:
@@ -220,7 +235,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--sparsity: must be in [0, 1) (a share of weights removed, e.g. 0.9), "
                          f"got {args.sparsity:g}")
     check_writable(Path(args.out), "--out", folder=True)
-    frame = load_results(args.experiment_dirs)  # local folders, or straight from s3:// / gs://
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResultsWarning)
+        frame = load_results(args.experiment_dirs)  # local folders, or straight from s3:// / gs://
+    for w in caught:  # a trial record that cannot be read: one line each, the report goes on
+        if issubclass(w.category, ResultsWarning):
+            print(f"drive-sweep: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity, frame=frame,
                           variants=args.variant or [])
     print(f"report written to {report}")
@@ -325,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    # `package.module:NAME` in the current folder imports here as it does in the trials (whose
+    # PYTHONPATH starts with the launch folder) and under `python -m`
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return handler(args)
     except _input_errors() as e:
