@@ -51,6 +51,11 @@ def _taken(d: Path) -> list[str]:
     return ["run", sweep_file(d, {"name": "taken"})]
 
 
+def _text(d: Path, name: str, data: bytes) -> str:
+    (d / name).write_bytes(data)
+    return str(d / name)
+
+
 def _folder(d: Path) -> str:
     (d / "out").mkdir()
     return str(d / "out")
@@ -73,7 +78,20 @@ CASES = {
     "binary sweep file": lambda d: ["run", _binary(d)],
     "empty sweep file": lambda d: ["run", _empty(d)],
     "`prune --out` is a folder (before training)": lambda d: ["prune", "--out", _folder(d)],
+    "a key given twice in a YAML file": lambda d: [
+        "prune", "--config", _text(d, "twice.yaml", b"sparsity: 0.5\nseed: 1\nsparsity: 0.9\n")],
+    "a YAML file indented with a tab": lambda d: [
+        "prune", "--config", _text(d, "tab.yaml", b"train:\n\tepochs: 1\n")],
+    "a config file that is not UTF-8": lambda d: [
+        "prune", "--config", _text(d, "latin1.yaml", b"method: snip  # r\xe9sum\xe9\n")],
+    "a boolean where a number goes (`sparsity: no`)": lambda d: ["prune", "--set", "sparsity=no"],
+    "an infinite number (`train.lr: .inf`)": lambda d: ["prune", "--set", "train.lr=.inf"],
+    "a seed past 32 bits": lambda d: ["prune", "--seed", "99999999999999999999"],
+    "`--set` with an empty part in its key": lambda d: ["prune", "--set", "train..lr=0.1"],
+    "a plugin module that fails as it is imported": lambda d: [
+        "prune", "--method", "tests.sweeps.broken_import:M"],
     "`report --out` is a file": lambda d: ["report", _results(d), "--out", _file(d)],
+    "`report` of a folder without a record": lambda d: ["report", _results(d), "--out", str(d / "r")],
     "`report --sparsity` outside [0, 1)": lambda d: ["report", _results(d), "--out", str(d / "r"),
                                                       "--sparsity", "2.0"],
     "`report --sparsity` not a number": lambda d: ["report", _results(d), "--out", str(d / "r"),
@@ -90,6 +108,12 @@ CASES = {
         "prune", "--dataset", "tests.sweeps.faulty:broken_data"],
     "`device: cuda` where trials get no GPU": lambda d: [
         "run", sweep_file(d, {"sweep": {"device": ["cuda"]}})],
+    "a sweep `name` of dots": lambda d: ["run", sweep_file(d, {}), "--name", ".."],
+    "an empty `--storage`": lambda d: ["run", sweep_file(d, {}), "--storage", ""],
+    "a continuous sampled axis over an integer field": lambda d: [
+        "run", sweep_file(d, {"sweep": {"train.epochs": {"uniform": [1, 3]}}})],
+    "`loguniform` from 0": lambda d: [
+        "run", sweep_file(d, {"sweep": {"train.weight_decay": {"loguniform": [0, 0.01]}}})],
     "`{choice: []}`": lambda d: ["run", sweep_file(d, {"sweep": {"train.lr": {"choice": []}}})],
     "a search metric no trial reports": lambda d: ["run", sweep_file(d, {"search": {"metric": "accuracy"}})],
     "search/scheduler selecting on test accuracy": lambda d: ["run", sweep_file(d, {
@@ -143,6 +167,7 @@ def test_bad_input_is_one_documented_line_exit_2_and_nothing_written(name, tmp_p
     code, err = run_case(name, tmp_path, capsys)
     assert code == 2 and len(err) == 1, err
     assert not (tmp_path / "results").exists() or name == "a second run with the same name"
+    assert not (tmp_path / "r").exists()  # a report that failed leaves no --out folder behind
     if os.environ.get("DRIVE_WRITE_ERRORS_DOC"):
         _write_row(name, err[0])
     else:
