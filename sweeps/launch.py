@@ -261,6 +261,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, verbose: int = 1) -> 
 def load_saved_spec(path: str) -> tuple[SweepSpec, dict[str, Any], dict[str, Any]]:
     """The spec, resolved base config and provenance saved by :func:`run_sweep`."""
     where = f"{path.rstrip('/')}/{SPEC_FILE}"
+    if not path.startswith(REMOTE_SCHEMES) and not Path(path).is_dir():
+        what = "is a file" if Path(path).exists() else "does not exist"
+        raise SweepError([f"EXPERIMENT_DIR: {path} {what}; give a sweep's folder, <storage>/<name>"])
     try:
         saved = yaml.safe_load(read_text(where))
         spec = load_spec(tree=saved["spec"])

@@ -131,6 +131,8 @@ CASES = {
     "a second run with the same name": _taken,
     "corrupt `sweep.yaml` on resume": lambda d: ["resume", _corrupt_experiment(d)],
     "resume of a folder that is no sweep": lambda d: ["resume", _results(d)],
+    "resume of a path that does not exist": lambda d: ["resume", str(d / "results" / "typo")],
+    "resume of a file": lambda d: ["resume", _file(d)],
 }
 
 
