@@ -64,6 +64,8 @@ def test_checkpoint_file_resumes_a_run(tmp_path):
     (["--sparsity", "-0.2"], "sparsity: must be in [0, 1)"),
     (["--warmup-epochs", "12", "--epochs", "12"], "warmup_epochs: must be less than train.epochs (12), got 12"),
     (["--prune-iterations", "0"], "prune_iterations: must be an integer in [1, 10000]"),
+    (["--sparsity", "0.999999"], "sparsity: 0.999999 keeps none of digits_cnn's 93728 prunable "
+     "weights (round(1e-06 x 93728) = 0); at most 0.999994 keeps one"),
     (["--epochs", "0"], "train.epochs: Input should be greater than or equal to 1"),
     (["--model", "resnet999"], "model: unknown model 'resnet999'"),
     (["--dataset", "mnist"], "dataset: unknown dataset 'mnist'"),
@@ -171,3 +173,12 @@ def test_a_method_in_the_current_folder_imports_as_in_the_trials(tmp_path, monke
     out = tmp_path / "sq.jsonl"
     assert run_prune("--method", "hostile_pkg.methods:SQUARED", "--epochs", "1", "--out", str(out)) == 0
     assert metrics(out)["method"] == "hostile_pkg.methods:SQUARED"
+
+
+@pytest.mark.parametrize("sparsity", [0.999, 0.999994])
+def test_extreme_sparsities_keep_exactly_their_count(sparsity, tmp_path):
+    """0.999994 is the highest sparsity at which digits_cnn keeps a weight: exactly one."""
+    out = tmp_path / "m.jsonl"
+    assert run_prune("--method", "snip", "--epochs", "1", "--sparsity", str(sparsity), "--out", str(out)) == 0
+    m = metrics(out)
+    assert m["params_remaining"] == keep_count(1 - sparsity, m["params_prunable"]) >= 1

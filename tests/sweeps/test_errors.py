@@ -114,6 +114,8 @@ CASES = {
         "run", sweep_file(d, {"sweep": {"train.epochs": {"uniform": [1, 3]}}})],
     "`loguniform` from 0": lambda d: [
         "run", sweep_file(d, {"sweep": {"train.weight_decay": {"loguniform": [0, 0.01]}}})],
+    "a sparsity that keeps no weight of the model": lambda d: [
+        "run", sweep_file(d, {"sweep": {"sparsity": [0.9, 0.999999], "method": ["snip", "imp"]}})],
     "`{choice: []}`": lambda d: ["run", sweep_file(d, {"sweep": {"train.lr": {"choice": []}}})],
     "a search metric no trial reports": lambda d: ["run", sweep_file(d, {"search": {"metric": "accuracy"}})],
     "search/scheduler selecting on test accuracy": lambda d: ["run", sweep_file(d, {
