@@ -100,6 +100,8 @@ CASES = {
         "prune", "--set", "data.test_fraction=0.999"],
     "`data.val_fraction` leaving a class without training data": lambda d: [
         "prune", "--set", "data.val_fraction=0.9995"],
+    "`data.train_size` leaving a class without training data": lambda d: [
+        "prune", "--set", "data.train_size=5"],
     "unknown model in a sweep": lambda d: ["run", sweep_file(d, {"sweep": {"model": ["digits_cnn", "resnet999"]}})],
     "bad `model_args` in a sweep": lambda d: ["run", sweep_file(d, {"sweep": {"model_args.depth": [3]}})],
     "a user's model factory that raises": lambda d: [
