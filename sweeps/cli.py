@@ -243,6 +243,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"drive-sweep: warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    levels = sorted(set(frame["sparsity"].dropna()) - {0.0})
+    if args.sparsity is not None and levels and round(args.sparsity, 6) not in levels:
+        raise UsageError(f"--sparsity: no trial reports sparsity {args.sparsity:g}; the levels are "
+                         f"{', '.join(f'{s:g}' for s in levels)}")
     report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity, frame=frame,
                           variants=args.variant or [])
     print(f"report written to {report}")

@@ -56,6 +56,13 @@ def _text(d: Path, name: str, data: bytes) -> str:
     return str(d / name)
 
 
+def _record(d: Path) -> str:
+    """A real record: `drive-sweep prune --out` (one epoch of SNIP at 90%)."""
+    assert main(["prune", "--quiet", "--method", "snip", "--epochs", "1", "--device", "cpu",
+                 "--out", str(d / "runs" / "snip.jsonl")]) == 0
+    return str(d / "runs")
+
+
 def _folder(d: Path) -> str:
     (d / "out").mkdir()
     return str(d / "out")
@@ -94,6 +101,8 @@ CASES = {
     "`report` of a folder without a record": lambda d: ["report", _results(d), "--out", str(d / "r")],
     "`report --sparsity` outside [0, 1)": lambda d: ["report", _results(d), "--out", str(d / "r"),
                                                       "--sparsity", "2.0"],
+    "`report --sparsity` that no trial has": lambda d: ["report", _record(d), "--out", str(d / "r"),
+                                                       "--sparsity", "0.09"],
     "`report --sparsity` not a number": lambda d: ["report", _results(d), "--out", str(d / "r"),
                                                    "--sparsity", "most"],
     "`data.test_fraction` leaving a set without a class": lambda d: [
