@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 USAGE_ERROR = 2
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 #: ``drive-sweep prune`` flags that set a config field: flag dest -> dotted field.
 PRUNE_FLAGS = {
@@ -122,10 +124,13 @@ def cmd_prune(args: argparse.Namespace) -> int:
     try:
         with CheckpointWriter() as writer:
             metrics = record_run(exp, recorder, on_progress) if recorder else exp.run(on_progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the record says so; a traceback would add nothing
         if recorder:
             recorder.end_status("interrupted", "stopped by Ctrl-C")
-        raise
+        bar.close()
+        again = "; run the same command again to continue from --checkpoint" if args.checkpoint else ""
+        print(f"drive-sweep: interrupted by Ctrl-C{again}", file=sys.stderr)
+        return INTERRUPTED
     except ScoreError as e:  # a known end of a method (NaN scores): one line, the record says errored
         bar.close()
         print(f"drive-sweep: error: {e}", file=sys.stderr)

@@ -182,3 +182,27 @@ def test_extreme_sparsities_keep_exactly_their_count(sparsity, tmp_path):
     assert run_prune("--method", "snip", "--epochs", "1", "--sparsity", str(sparsity), "--out", str(out)) == 0
     m = metrics(out)
     assert m["params_remaining"] == keep_count(1 - sparsity, m["params_prunable"]) >= 1
+
+
+def test_ctrl_c_ends_prune_with_one_line_exit_130_and_an_interrupted_record(tmp_path):
+    """It used to end in a KeyboardInterrupt traceback (the record was right)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "m.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "prune", "--quiet", "--device", "cpu", "--method",
+         "magnitude", "--epochs", "500", "--out", str(out), "--checkpoint", str(tmp_path / "s.pt")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not ignored, as in a terminal
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or '"event":"epoch"' not in out.read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == [
+        "drive-sweep: interrupted by Ctrl-C; run the same command again to continue from --checkpoint"]
+    assert metrics(out)["status"] == "interrupted"
