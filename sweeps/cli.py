@@ -253,9 +253,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--sparsity: no trial reports sparsity {args.sparsity:g}; the levels are "
                          f"{', '.join(f'{s:g}' for s in levels)}")
     report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity, frame=frame,
-                          variants=args.variant or [])
+                          variants=args.variant or [],
+                          never_started=never_started(args.experiment_dirs, frame))
     print(f"report written to {report}")
     return 0
+
+
+def never_started(paths: list[str], frame) -> int:
+    """Trials that the sweeps at ``paths`` planned (their ``sweep.yaml``) and that left no record."""
+    from sweeps.launch import SPEC_FILE, expected_trials
+    from sweeps.spec import SweepError
+    from sweeps.storage import exists
+
+    missing = 0
+    for path in paths:
+        if not exists(f"{path.rstrip('/')}/{SPEC_FILE}"):
+            continue  # records or folders of them, not one sweep
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        started = frame.loc[frame["experiment"] == name, "trial_id"].nunique()
+        try:
+            missing += max(0, expected_trials(path) - started)
+        except SweepError:  # a sweep.yaml the tool can no longer read: nothing to say
+            continue
+    return missing
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -266,6 +286,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo = sweep_file("demo")
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
     spec = load_spec(str(demo), list(args.set or []), fields={"storage": args.storage, "name": name})
+    if args.out:  # before the sweep, not after its minutes of training
+        check_writable(Path(args.out), "--out", folder=True)
     path = run_sweep(spec)
     status = finish_sweep(path)
     out = Path(args.out or f"{path}/report")
