@@ -97,6 +97,8 @@ CASES = {
     "`--set` with an empty part in its key": lambda d: ["prune", "--set", "train..lr=0.1"],
     "a plugin module that fails as it is imported": lambda d: [
         "prune", "--method", "tests.sweeps.broken_import:M"],
+    "`demo --out` is a file (before the sweep)": lambda d: ["demo", "--storage", str(d / "results"),
+                                                          "--out", _file(d)],
     "`report --out` is a file": lambda d: ["report", _results(d), "--out", _file(d)],
     "`report` of a folder without a record": lambda d: ["report", _results(d), "--out", str(d / "r")],
     "`report --sparsity` outside [0, 1)": lambda d: ["report", _results(d), "--out", str(d / "r"),
