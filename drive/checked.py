@@ -28,10 +28,19 @@ def _accepts_bool(annotation: Any) -> bool:
     return False
 
 
+def _takes_numbers(annotation: Any) -> bool:
+    """Whether a field of this type holds an int or a float (alone or in a union)."""
+    if annotation in (int, float):
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_takes_numbers(a) for a in typing.get_args(annotation))
+    return False
+
+
 def _misread_boolean(value: Any, annotation: Any) -> bool:
     """Whether ``value`` is (or, for a list field, holds) a boolean where a number is expected."""
     if isinstance(value, bool):
-        return not _accepts_bool(annotation)
+        return _takes_numbers(annotation) and not _accepts_bool(annotation)
     if isinstance(value, list) and typing.get_origin(annotation) is list:
         (item,) = typing.get_args(annotation) or (Any,)
         return any(_misread_boolean(v, item) for v in value)

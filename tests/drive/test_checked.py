@@ -50,3 +50,9 @@ def test_sweep_sections_check_numbers_too():
     with pytest.raises(SweepError, match=r"^resources.cpu: Input should be a finite number"):
         load_spec(tree={"resources": {"cpu": float("inf")}})
     assert load_spec(tree={"reuse_actors": False}).reuse_actors is False
+
+
+def test_a_boolean_in_a_text_field_gets_pydantic_s_own_message():
+    with pytest.raises(ConfigError) as e:
+        build_config({"model": True})
+    assert e.value.problems == ["model: Input should be a valid string"]
