@@ -82,9 +82,12 @@ def check_writable(path: Path, field: str, folder: bool = False) -> None:
 
 def prune_config(args: argparse.Namespace):
     """The experiment config from ``--config``, the flags and ``--set`` overrides (in that order)."""
-    from drive.config import apply_overrides, build_config, read_yaml
+    from drive.config import ExperimentConfig, apply_overrides, build_config, read_yaml
 
     tree = read_yaml(args.config, "--config") if args.config else {}
+    if {"experiment", "sweep"} & set(tree) and not set(tree) & set(ExperimentConfig.model_fields):
+        raise UsageError(f"--config: {args.config} is a sweep file (it has experiment:/sweep:); run "
+                         f"it with `drive-sweep run {args.config}`, or give an experiment config")
     flags = [f"{field}={getattr(args, dest)}" for dest, field in PRUNE_FLAGS.items()
              if getattr(args, dest) is not None]
     return build_config(apply_overrides(tree, flags + (args.set or [])))

@@ -217,6 +217,10 @@ def load_spec(path: str | Path | None = None, overrides: list[str] | None = None
     overrides = list(overrides or [])
     try:
         data = dict(tree) if tree is not None else read_yaml(path, "sweep file") if path else {}
+        if path and data and set(data) <= set(ExperimentConfig.model_fields):
+            raise ConfigError([f"sweep file: {path} is an experiment config (no experiment:/sweep:); "
+                               f"run it with `drive-sweep prune --config {path}`, or put its fields "
+                               "under experiment:"])
         # sweep axes have dotted names of their own: sweep.drive.weights is the axis drive.weights
         axes = [o for o in overrides if o.startswith("sweep.")]
         data = apply_overrides(data, [o for o in overrides if o not in axes])

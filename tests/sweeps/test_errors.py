@@ -85,6 +85,9 @@ CASES = {
     "binary sweep file": lambda d: ["run", _binary(d)],
     "empty sweep file": lambda d: ["run", _empty(d)],
     "`prune --out` is a folder (before training)": lambda d: ["prune", "--out", _folder(d)],
+    "a sweep file given to `prune --config`": lambda d: ["prune", "--config", sweep_file(d, {})],
+    "an experiment config given to `run`": lambda d: [
+        "run", _text(d, "exp.yaml", b"method: snip\nsparsity: 0.8\ntrain: {epochs: 1}\n")],
     "a key given twice in a YAML file": lambda d: [
         "prune", "--config", _text(d, "twice.yaml", b"sparsity: 0.5\nseed: 1\nsparsity: 0.9\n")],
     "a YAML file indented with a tab": lambda d: [
