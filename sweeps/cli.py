@@ -108,6 +108,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
         check_writable(Path(args.out), "--out")
     if args.checkpoint:
         check_writable(Path(args.checkpoint), "--checkpoint")
+        if args.out and Path(args.out).resolve() == Path(args.checkpoint).resolve():
+            raise UsageError(f"--checkpoint: {args.checkpoint} is also --out; the record and the "
+                             "checkpoint need two files")
     prepare_dataset(cfg.dataset, cfg.data)
     state = load_state(args.checkpoint) if args.checkpoint and Path(args.checkpoint).exists() else None
     exp = Experiment(cfg, state)

@@ -102,6 +102,8 @@ CASES = {
         "prune", "--method", "tests.sweeps.broken_import:M"],
     "`demo --out` is a file (before the sweep)": lambda d: ["demo", "--storage", str(d / "results"),
                                                           "--out", _file(d)],
+    "`prune --out` and `--checkpoint` the same file": lambda d: [
+        "prune", "--out", str(d / "run.pt"), "--checkpoint", str(d / "run.pt")],
     "`report --out` is a file": lambda d: ["report", _results(d), "--out", _file(d)],
     "`report` of a folder without a record": lambda d: ["report", _results(d), "--out", str(d / "r")],
     "`report --sparsity` outside [0, 1)": lambda d: ["report", _results(d), "--out", str(d / "r"),
