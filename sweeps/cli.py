@@ -237,6 +237,7 @@ def finish_sweep(path: str) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import write_report
     from analysis.results import ResultsWarning
+    from sweeps.results import never_started
     from sweeps.storage import exists, load_results
 
     for path in args.experiment_dirs:
@@ -263,25 +264,6 @@ def cmd_report(args: argparse.Namespace) -> int:
                           never_started=never_started(args.experiment_dirs, frame))
     print(f"report written to {report}")
     return 0
-
-
-def never_started(paths: list[str], frame) -> int:
-    """Trials that the sweeps at ``paths`` planned (their ``sweep.yaml``) and that left no record."""
-    from sweeps.launch import SPEC_FILE, expected_trials
-    from sweeps.spec import SweepError
-    from sweeps.storage import exists
-
-    missing = 0
-    for path in paths:
-        if not exists(f"{path.rstrip('/')}/{SPEC_FILE}"):
-            continue  # records or folders of them, not one sweep
-        name = path.rstrip("/").rsplit("/", 1)[-1]
-        started = frame.loc[frame["experiment"] == name, "trial_id"].nunique()
-        try:
-            missing += max(0, expected_trials(path) - started)
-        except SweepError:  # a sweep.yaml the tool can no longer read: nothing to say
-            continue
-    return missing
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
