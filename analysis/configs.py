@@ -16,7 +16,8 @@ def weights_text(weights: Any) -> str | None:
     """DRIVE's term weights as text: ``[1.0, 1.0, 0.5]`` -> ``'1,1,0.5'``."""
     if isinstance(weights, str):
         weights = json.loads(weights)
-    return None if weights is None else ",".join(f"{float(w):g}" for w in weights)
+    return None if weights is None else ",".join(  # null: a NaN weight JSON could not hold
+        "nan" if w is None else f"{float(w):g}" for w in weights)
 
 
 def method_name(method: str) -> str:

@@ -20,6 +20,7 @@ from analysis.aggregate import (
 )
 from analysis.plots.drive import SCHEDULE, fixed_rows, held_columns
 from analysis.results import ResultsError, load, save
+from drive.record import RECORD_FILE
 from analysis.tables import (
     MISSING, count, failed_trials, mean_std, pct_header, times, to_latex, to_markdown, wide,
 )
@@ -85,20 +86,22 @@ def choose_variants(df: pd.DataFrame, choices: Iterable[str]) -> pd.DataFrame:
 
 def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
                  sparsity: float | None = None, frame: pd.DataFrame | None = None,
-                 variants: Iterable[str] = ()) -> Path:
+                 variants: Iterable[str] = (), never_started: int = 0) -> Path:
     """Write the report of the experiment folders/metrics files ``paths`` into ``out_dir``.
 
     ``sparsity`` picks the level of the one-level figures (cost view, heatmap, layers); by
     default the level with the most methods. ``frame``: the tidy results of ``paths`` when
     already loaded (e.g. from object storage). ``variants``: ``METHOD:FIELD=VALUE`` choices of
     a method's main line (:func:`choose_variants`; by default the variant closest to the
-    method's default settings). Returns the path of ``report.md``. Raises
+    method's default settings). ``never_started``: trials the sweeps planned that have no
+    record (an interrupted sweep), said in the summary. Returns the path of ``report.md``. Raises
     :class:`~analysis.results.ResultsError` when no trial is found.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     df = load(paths) if frame is None else frame
     if df.empty:
-        raise ResultsError(f"no trial results found in {', '.join(map(str, paths))}")
+        raise ResultsError(f"EXPERIMENT_DIR: no trial record (a sweep trial's {RECORD_FILE} or a "
+                           f"prune --out record) in {', '.join(map(str, paths))}")
     variants = list(variants)
     if variants:
         df = choose_variants(df, variants)
@@ -109,7 +112,7 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
     chosen = round(float(sparsity), 6) if sparsity is not None else default_sparsity(agg)
 
     md = [f"# Pruning report\n\nSources: {', '.join(f'`{p}`' for p in paths)}\n",
-          _summary(df, chosen), *_selection_note(df), "## Figures\n"]
+          _summary(df, chosen, never_started), *_selection_note(df), "## Figures\n"]
     for spec in FIGURES:
         try:
             fig = spec.draw(df, chosen)
@@ -150,13 +153,16 @@ def _selection_note(df: pd.DataFrame) -> list[str]:
             "biased, not held-out results.\n"]
 
 
-def _summary(df: pd.DataFrame, chosen: float | None) -> str:
+def _summary(df: pd.DataFrame, chosen: float | None, never_started: int = 0) -> str:
     trials = df.drop_duplicates(["experiment", "trial_id"])
     by_status = trials["status"].value_counts()
     order = sorted(by_status.index, key=lambda s: (STATUS_ORDER.index(s) if s in STATUS_ORDER
                                                    else len(STATUS_ORDER), s))
     statuses = ", ".join(f"{by_status[s]} {s}" for s in order)
     level = MISSING if chosen is None else pct_header(chosen)
+    if never_started:
+        statuses += (f"; {never_started} more planned trial(s) never started: `drive-sweep resume` "
+                     "runs them")
     return (f"{len(trials)} trials ({statuses}), {len(df)} rows "
             f"({int(df['complete'].sum())} with final results). Accuracy is the final top-1 test "
             f"accuracy in %, mean ± std over seeds with the number of seeds in parentheses; "

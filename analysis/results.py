@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,10 @@ RECORD_SUFFIXES = (".jsonl", ".json")
 
 class ResultsError(ValueError):
     """A path holds no readable results; ``str()`` is one line naming it."""
+
+
+class ResultsWarning(UserWarning):
+    """A trial's record that cannot be read (empty, cut short, malformed): left out, one line."""
 
 
 # ---- one experiment's metrics -> rows -----------------------------------------------------------
@@ -149,16 +154,33 @@ def _round(x: Any) -> float | None:
 # ---- files ----------------------------------------------------------------------------------
 
 
-def _read_record(path: Path, experiment: str, trial_id: str) -> list[dict[str, Any]] | None:
-    """Rows of one record file, or None when the file is not a record."""
+def _read_record(path: Path, experiment: str, trial_id: str,
+                 expected: bool = False) -> list[dict[str, Any]] | None:
+    """Rows of one record file, or None when the file is not a record.
+
+    ``expected``: the file is a trial's record by its name (``metrics.jsonl``), so one that
+    cannot be read is left out with a :class:`ResultsWarning` rather than silently.
+    """
     try:
         record = read_record(path, history=False)  # a table needs the last epoch only
-    except OSError:
+        if record is None:
+            if expected:
+                _warn(f"{path}: not a record (empty, cut short before its start line, or "
+                      "another file); its trial is left out")
+            return None
+        return rows_from_metrics(record.metrics(), experiment=experiment,
+                                 trial_id=record.start.get("trial_id") or trial_id, path=str(path))
+    except OSError as e:
+        if expected:
+            _warn(f"{path}: cannot be read ({e.strerror or e}); its trial is left out")
         return None
-    if record is None:
+    except (TypeError, ValueError, KeyError, AttributeError) as e:  # a line of the wrong shape
+        _warn(f"{path}: malformed record ({type(e).__name__}: {e}); its trial is left out")
         return None
-    return rows_from_metrics(record.metrics(), experiment=experiment,
-                             trial_id=record.start.get("trial_id") or trial_id, path=str(path))
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, ResultsWarning, stacklevel=3)
 
 
 def _read_path(root: Path) -> list[dict[str, Any]]:
@@ -175,7 +197,7 @@ def _read_path(root: Path) -> list[dict[str, Any]]:
         if path.name == RECORD_FILE:  # a sweep trial: <experiment>/<trial>/metrics.jsonl
             folder = path.parent
             rows += _read_record(path, folder.parent.name if folder != root else root.parent.name,
-                                 folder.name) or []
+                                 folder.name, expected=True) or []
         else:
             rows += _read_record(path, path.parent.name, path.stem) or []
     return rows

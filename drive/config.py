@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from drive.checked import CheckedModel
+from drive import yaml_files
 
 
 class ConfigError(ValueError):
@@ -28,7 +31,11 @@ class ConfigError(ValueError):
         return (type(self), (self.problems,))
 
 
-class _Section(BaseModel):
+#: Largest seed: numpy's and scikit-learn's seeds are 32-bit.
+MAX_SEED = 2**32 - 1
+
+
+class _Section(CheckedModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -41,7 +48,7 @@ class DataConfig(_Section):
     verify: bool = Field(True, description="check files against the official archive's md5 when loading")
     args: dict[str, Any] = Field(default_factory=dict,
                                  description="options of the data set's factory (e.g. mnist1d's num_samples)")
-    split_seed: int = Field(0, ge=0, description="seed of the train/test split (digits)")
+    split_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the train/test split (digits)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share of the split (digits)")
     val_fraction: float = Field(0.0, ge=0, lt=1, description="share of the training set held out "
                                 "for validation (stratified, seeded by split_seed); 0 = none")
@@ -176,7 +183,7 @@ class ExperimentConfig(_Section):
     model: str = Field("digits_cnn", description="registry name or package.module:factory")
     model_args: dict[str, Any] = Field(default_factory=dict)
     dataset: str = Field("digits", description="registry name or package.module:factory")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds torch, numpy and the data order")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     warmup_epochs: int = Field(2, ge=0, description="DRIVE: dense epochs before pruning")
     prune_iterations: int | None = Field(None, description="T; None = the method's default")
@@ -293,7 +300,7 @@ def format_validation_error(err: ValidationError) -> list[str]:
 def parse_value(text: str) -> Any:
     """Parse the value of a ``key=value`` override as YAML (``0.9``, ``[1, 1, 0]``, ``true``)."""
     try:
-        return yaml.safe_load(text)
+        return yaml_files.load(text)
     except yaml.YAMLError:
         return text
 
@@ -310,41 +317,49 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def check_override_key(item: str) -> None:
+    """A ``--set`` item must be ``key=value`` with a dotted key without empty parts."""
+    key, sep, _ = item.partition("=")
+    if not sep or not key.strip() or "" in key.strip().split("."):
+        raise ConfigError([f"--set {item}: expected key=value with a dotted key (e.g. "
+                           "train.lr=0.1)"])
+
+
 def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key=value`` strings (dotted keys) to a config dict, returning it."""
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError([f"--set {item}: expected key=value with a dotted key"])
+        check_override_key(item)
         set_dotted(tree, key.strip(), parse_value(value))
     return tree
 
 
 def read_yaml(path: str | Path, field: str = "config") -> dict[str, Any]:
-    """Read a YAML mapping with ``safe_load``; errors name ``field`` and the file.
+    """Read a YAML mapping with ``safe_load``'s loader; errors name ``field`` and the file.
 
-    A binary, empty or non-mapping file is refused (an empty file is more likely a mistake
-    than a wish for the defaults, which no file gives).
+    A binary, non-UTF-8, empty or non-mapping file is refused, and so is a key given twice (an
+    empty file is more likely a mistake than a wish for the defaults, which no file gives).
     """
     p = Path(path)
     try:
-        text = p.read_bytes().decode("utf-8")
-        if "\x00" in text:
-            raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL byte")
-        data = yaml.safe_load(text)
+        raw = p.read_bytes()
+        if b"\x00" in raw:
+            raise ConfigError([f"{field}: {p} is not a text file (binary content); give a YAML file"])
+        data = yaml_files.load(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError([f"{field}: file not found: {p}"]) from None
     except OSError as e:  # a folder, no permission, ...
         raise ConfigError([f"{field}: cannot read {p} ({e.strerror or e})"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{field}: {p} is not a text file (binary content); give a YAML file"]) from None
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError([f"{field}: {p} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line "
+                           f"{line}); save it as UTF-8"]) from None
     except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else "invalid YAML"
-        raise ConfigError([f"{field}: {p} is not valid YAML ({first})"]) from None
+        raise ConfigError([f"{field}: {p} is not valid YAML ({yaml_files.describe_yaml_error(e)})"]) from None
     if data is None:
         raise ConfigError([f"{field}: {p} is empty; give at least one field (or no file for the defaults)"])
     if not isinstance(data, dict):
-        raise ConfigError([f"{field}: {p} must hold a mapping of fields"])
+        raise ConfigError([f"{field}: {p} must hold a mapping of fields, not a {type(data).__name__}"])
     return data
 
 

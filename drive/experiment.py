@@ -26,7 +26,7 @@ from drive.data import load_dataset, make_loaders, make_val_loader
 from drive.data.augment import derive_seed
 from drive.data.balanced import class_balanced_batches
 from drive.imp import prune_by_magnitude, rewind, snapshot
-from drive.masks import Masks
+from drive.masks import Masks, check_keeps_a_weight
 from drive.models import build_model
 from drive.plan import Stage, make_plan, stage_density
 from drive.record import identity
@@ -85,6 +85,7 @@ class Experiment:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.masks = Masks.for_model(self.model, cfg.prune.exclude_first, cfg.prune.exclude_last)
+        check_keeps_a_weight(cfg.sparsity, self.masks.total, cfg.model)
         self.train_model = training_model(self.model, cfg.train, self.device)  # maybe compiled
         self.train_batches, self.test_batches = make_loaders(
             self.data, cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, self.device,

@@ -49,6 +49,15 @@ def keep_count(density: float, n: int) -> int:
     return min(n, int(math.floor(density * n + 0.5)))
 
 
+def check_keeps_a_weight(sparsity: float, total: int, model: str) -> None:
+    """Refuse a target sparsity whose exact count keeps no weight at all (every layer empty:
+    every method the same network at chance, a result that is no result)."""
+    if sparsity > 0 and keep_count(1.0 - sparsity, total) == 0:
+        raise ConfigError([f"sparsity: {sparsity:g} keeps none of {model}'s {total} prunable "
+                           f"weights (round({1 - sparsity:.3g} x {total}) = 0); at most "
+                           f"{math.floor((1 - 0.5 / total) * 1e6) / 1e6:g} keeps one"])
+
+
 def select_top_k(scores: dict[str, torch.Tensor], keep: dict[str, torch.Tensor],
                  k: int) -> dict[str, torch.Tensor]:
     """New keep-masks holding exactly the ``k`` highest-scoring weights among those still kept.

@@ -10,6 +10,8 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from drive.record import one_line
+
 F = TypeVar("F")
 
 
@@ -67,6 +69,9 @@ class Registry(Generic[F]):
             module = importlib.import_module(module_name)
         except ImportError as e:
             raise RegistryError(f"{self.kind}: cannot import module {module_name!r} of {path!r} ({e})") from None
+        except Exception as e:  # the module itself fails as it runs (SyntaxError, a bad import-time call)
+            raise RegistryError(f"{self.kind}: importing module {module_name!r} of {path!r} failed "
+                                f"({one_line(e)})") from None
         factory = getattr(module, attr, None)
         if not self.accepts(factory):
             what = "a callable" if self.accepts is callable else f"a {self.kind}"

@@ -28,7 +28,9 @@ def check_trials(spec: SweepSpec, base: dict[str, Any],
     Raises:
         SweepError: one line per distinct problem.
     """
+    from drive.config import ConfigError
     from drive.data import DataError, load_dataset, prepare_dataset
+    from drive.masks import check_keeps_a_weight, prunable_layers
     from drive.models import ModelError, build_model
 
     configs = [trial_config(base, t) for t in trials]
@@ -49,19 +51,30 @@ def check_trials(spec: SweepSpec, base: dict[str, Any],
             shapes[key] = _shape(load_dataset(cfg.dataset, cfg.data))
         except DataError as e:
             problems[str(e)] = None
-    built: set[str] = set()
-    for cfg in configs:
+    built: dict[str, Any] = {}
+    for cfg, trial in zip(configs, trials):
         data_key = f"{cfg.dataset}|{cfg.data.model_dump_json()}"
         key = f"{cfg.model}|{cfg.model_args}|{shapes.get(data_key)}"
-        if data_key not in shapes or key in built:
+        if data_key not in shapes:
             continue
-        built.add(key)
-        num_classes, in_channels, image_size, sample_shape = shapes[data_key]
-        try:
-            build_model(cfg.model, num_classes, in_channels, image_size, sample_shape=sample_shape,
-                        **cfg.model_args)
-        except ModelError as e:
-            problems[str(e)] = None
+        if key not in built:
+            num_classes, in_channels, image_size, sample_shape = shapes[data_key]
+            try:
+                built[key] = build_model(cfg.model, num_classes, in_channels, image_size,
+                                         sample_shape=sample_shape, **cfg.model_args)
+            except ModelError as e:
+                problems[str(e)] = None
+                built[key] = None
+        if built[key] is not None:
+            try:
+                total = sum(w.numel() for w in prunable_layers(
+                    built[key], cfg.prune.exclude_first, cfg.prune.exclude_last).values())
+                check_keeps_a_weight(cfg.sparsity, total, cfg.model)
+            except ConfigError as e:  # one line per problem, naming the first trial with it
+                where = ", ".join(f"{k}={v}" for k, v in trial.items())
+                for p in e.problems:
+                    if not any(line.startswith(f"sweep: {p} (") for line in problems):
+                        problems[f"sweep: {p} (e.g. trial {where})"] = None
     if problems:
         raise SweepError(list(problems)[:20])
     return list(datasets.values())

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 USAGE_ERROR = 2
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 #: ``drive-sweep prune`` flags that set a config field: flag dest -> dotted field.
 PRUNE_FLAGS = {
@@ -57,6 +61,7 @@ def check_writable(path: Path, field: str, folder: bool = False) -> None:
     if not folder and path.is_dir():
         raise UsageError(f"{field}: {path} is a folder; give a file name")
     folder = path if folder else path.parent
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".drive-sweep-write-test"
@@ -64,6 +69,12 @@ def check_writable(path: Path, field: str, folder: bool = False) -> None:
         probe.unlink()
     except OSError as e:
         raise UsageError(f"{field}: cannot write to {folder} ({e.strerror or e})") from None
+    finally:  # nothing is left behind by the check: a later failure must not leave empty folders
+        for p in created:
+            try:
+                p.rmdir()
+            except OSError:
+                pass
 
 
 # ---- prune ------------------------------------------------------------------------------------
@@ -71,9 +82,12 @@ def check_writable(path: Path, field: str, folder: bool = False) -> None:
 
 def prune_config(args: argparse.Namespace):
     """The experiment config from ``--config``, the flags and ``--set`` overrides (in that order)."""
-    from drive.config import apply_overrides, build_config, read_yaml
+    from drive.config import ExperimentConfig, apply_overrides, build_config, read_yaml
 
     tree = read_yaml(args.config, "--config") if args.config else {}
+    if {"experiment", "sweep"} & set(tree) and not set(tree) & set(ExperimentConfig.model_fields):
+        raise UsageError(f"--config: {args.config} is a sweep file (it has experiment:/sweep:); run "
+                         f"it with `drive-sweep run {args.config}`, or give an experiment config")
     flags = [f"{field}={getattr(args, dest)}" for dest, field in PRUNE_FLAGS.items()
              if getattr(args, dest) is not None]
     return build_config(apply_overrides(tree, flags + (args.set or [])))
@@ -85,6 +99,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from drive.data import prepare_dataset
     from drive.experiment import Experiment
     from drive.plan import total_epochs
+    from drive.prune import ScoreError
     from drive.record import record_run
     from drive.state import CheckpointWriter, load_state
 
@@ -93,6 +108,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
         check_writable(Path(args.out), "--out")
     if args.checkpoint:
         check_writable(Path(args.checkpoint), "--checkpoint")
+        if args.out and Path(args.out).resolve() == Path(args.checkpoint).resolve():
+            raise UsageError(f"--checkpoint: {args.checkpoint} is also --out; the record and the "
+                             "checkpoint need two files")
     prepare_dataset(cfg.dataset, cfg.data)
     state = load_state(args.checkpoint) if args.checkpoint and Path(args.checkpoint).exists() else None
     exp = Experiment(cfg, state)
@@ -112,10 +130,17 @@ def cmd_prune(args: argparse.Namespace) -> int:
     try:
         with CheckpointWriter() as writer:
             metrics = record_run(exp, recorder, on_progress) if recorder else exp.run(on_progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the record says so; a traceback would add nothing
         if recorder:
             recorder.end_status("interrupted", "stopped by Ctrl-C")
-        raise
+        bar.close()
+        again = "; run the same command again to continue from --checkpoint" if args.checkpoint else ""
+        print(f"drive-sweep: interrupted by Ctrl-C{again}", file=sys.stderr)
+        return INTERRUPTED
+    except ScoreError as e:  # a known end of a method (NaN scores): one line, the record says errored
+        bar.close()
+        print(f"drive-sweep: error: {e}", file=sys.stderr)
+        return 1
     finally:
         bar.close()
     print(format_metrics(metrics))
@@ -211,6 +236,8 @@ def finish_sweep(path: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import write_report
+    from analysis.results import ResultsWarning
+    from sweeps.results import never_started
     from sweeps.storage import exists, load_results
 
     for path in args.experiment_dirs:
@@ -220,9 +247,21 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--sparsity: must be in [0, 1) (a share of weights removed, e.g. 0.9), "
                          f"got {args.sparsity:g}")
     check_writable(Path(args.out), "--out", folder=True)
-    frame = load_results(args.experiment_dirs)  # local folders, or straight from s3:// / gs://
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResultsWarning)
+        frame = load_results(args.experiment_dirs)  # local folders, or straight from s3:// / gs://
+    for w in caught:  # a trial record that cannot be read: one line each, the report goes on
+        if issubclass(w.category, ResultsWarning):
+            print(f"drive-sweep: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    levels = sorted(set(frame["sparsity"].dropna()) - {0.0})
+    if args.sparsity is not None and levels and round(args.sparsity, 6) not in levels:
+        raise UsageError(f"--sparsity: no trial reports sparsity {args.sparsity:g}; the levels are "
+                         f"{', '.join(f'{s:g}' for s in levels)}")
     report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity, frame=frame,
-                          variants=args.variant or [])
+                          variants=args.variant or [],
+                          never_started=never_started(args.experiment_dirs, frame))
     print(f"report written to {report}")
     return 0
 
@@ -235,6 +274,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo = sweep_file("demo")
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
     spec = load_spec(str(demo), list(args.set or []), fields={"storage": args.storage, "name": name})
+    if args.out:  # before the sweep, not after its minutes of training
+        check_writable(Path(args.out), "--out", folder=True)
     path = run_sweep(spec)
     status = finish_sweep(path)
     out = Path(args.out or f"{path}/report")
@@ -325,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    # `package.module:NAME` in the current folder imports here as it does in the trials (whose
+    # PYTHONPATH starts with the launch folder) and under `python -m`
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return handler(args)
     except _input_errors() as e:

@@ -26,6 +26,7 @@ os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 # Short trials checkpoint often by design (phase boundaries); Tune's hint about it is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 import json
+import logging
 import platform
 import subprocess
 from pathlib import Path
@@ -80,6 +81,14 @@ def resolved_base(spec: SweepSpec) -> dict[str, Any]:
     return base
 
 
+#: Ray's logger that announces the default token authentication of a new local cluster.
+AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _quiet_token_default(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
 def init_ray(address: str | None) -> None:
     """Attach to a cluster (``address``, e.g. ``auto``) or start embedded local Ray."""
     import ray
@@ -91,6 +100,9 @@ def init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, logging_config=quiet)
         return
+    # Ray enables token authentication for a new local cluster (RAY_AUTH_MODE unset) and says
+    # so in a WARNING line at every launch: kept, without the line (a refused sweep prints one)
+    logging.getLogger(AUTH_LOGGER).addFilter(_quiet_token_default)
     paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     # address="local": a new embedded instance, never another user's (or a dead) local cluster
     ray.init(address="local", dashboard_host="127.0.0.1", logging_level="warning", logging_config=quiet,
@@ -249,6 +261,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, verbose: int = 1) -> 
 def load_saved_spec(path: str) -> tuple[SweepSpec, dict[str, Any], dict[str, Any]]:
     """The spec, resolved base config and provenance saved by :func:`run_sweep`."""
     where = f"{path.rstrip('/')}/{SPEC_FILE}"
+    if not path.startswith(REMOTE_SCHEMES) and not Path(path).is_dir():
+        what = "is a file" if Path(path).exists() else "does not exist"
+        raise SweepError([f"EXPERIMENT_DIR: {path} {what}; give a sweep's folder, <storage>/<name>"])
     try:
         saved = yaml.safe_load(read_text(where))
         spec = load_spec(tree=saved["spec"])

@@ -45,8 +45,32 @@ def logger_entries(loggers: list[Any]) -> dict[str, dict[str, Any]]:
         need = LOGGERS[name]
         if need and importlib.util.find_spec(need[0]) is None:
             raise ValueError(f"{name} needs the {need[0]} package: pip install {need[1]}")
+        _check_options(name, options)
         entries[name] = options
     return entries
+
+
+#: Where a logger's options go: Ray's callback class (module, name); the others take none.
+CALLBACKS = {"mlflow": ("ray.air.integrations.mlflow", "MLflowLoggerCallback"),
+             "wandb": ("ray.air.integrations.wandb", "WandbLoggerCallback")}
+
+
+def _check_options(name: str, options: dict[str, Any]) -> None:
+    """Options the logger's callback would refuse (as a TypeError once the sweep has started)."""
+    if not options:
+        return
+    if name not in CALLBACKS:
+        raise ValueError(f"{name} takes no options, got {sorted(options)}")
+    import inspect
+
+    module, cls = CALLBACKS[name]
+    params = inspect.signature(getattr(importlib.import_module(module), cls)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # W&B: the rest goes to wandb.init
+    allowed = [p for p in params if p != "self"]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"{name}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
 
 
 def make_callbacks(loggers: list[Any], name: str, experiment_path: str, remote: bool) -> list[Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeps.storage import load_results, upload
+from sweeps.storage import exists, load_results, upload
 
 
 def write_results(path: str) -> pd.DataFrame:
@@ -58,3 +58,21 @@ def summarize(frame: pd.DataFrame, expected: int | None = None) -> str:
         lines += ["mean final test accuracy (%) over seeds:",
                   (100 * table).round(2).to_string(na_rep="-")]
     return "\n".join(lines)
+
+
+def never_started(paths: list[str], frame: pd.DataFrame) -> int:
+    """Trials that the sweeps at ``paths`` planned (their ``sweep.yaml``) and that left no record."""
+    from sweeps.launch import SPEC_FILE, expected_trials
+    from sweeps.spec import SweepError
+
+    missing = 0
+    for path in paths:
+        if not exists(f"{path.rstrip('/')}/{SPEC_FILE}"):
+            continue  # records or folders of them, not one sweep
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        started = frame.loc[frame["experiment"] == name, "trial_id"].nunique()
+        try:
+            missing += max(0, expected_trials(path) - started)
+        except SweepError:  # a sweep.yaml the tool can no longer read: nothing to say
+            continue
+    return missing

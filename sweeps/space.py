@@ -54,7 +54,8 @@ def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
                 base_imp = spec.experiment.get("imp")
                 base_branches = base_imp.get("branches", []) if isinstance(base_imp, dict) else []
                 trial["sparsity"] = max(sparsities)
-                extra = set(sparsities) | set(trial.get("imp.branches", base_branches))
+                # 0 is no branch: it is the trunk's level 0, the dense training every IMP run has
+                extra = (set(sparsities) | set(trial.get("imp.branches", base_branches))) - {0}
                 if extra - {max(sparsities)}:
                     trial["imp.branches"] = sorted(extra - {max(sparsities)})
             trials.append(trial)

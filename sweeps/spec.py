@@ -20,16 +20,23 @@ every problem is one ``field: ...`` line (:class:`SweepError`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from drive.config import (ConfigError, ExperimentConfig, apply_overrides, format_validation_error,
-                          parse_value, read_yaml)
+from drive.checked import CheckedModel
+from drive.config import (ConfigError, ExperimentConfig, apply_overrides, check_override_key,
+                          format_validation_error, parse_value, read_yaml)
 from sweeps.loggers import DEFAULT_LOGGERS, logger_entries
 
 SAMPLERS = ("choice", "uniform", "loguniform", "randint", "quniform")
+#: How many arguments each sampler takes (Ray Tune's uniform, loguniform, randint, quniform).
+SAMPLER_ARGS = {"uniform": (2,), "loguniform": (2, 3), "randint": (2,), "quniform": (3,)}
+SAMPLER_FORMS = {"choice": "[a, b, ...]", "uniform": "[low, high]",
+                 "loguniform": "[low, high] or [low, high, base]", "randint": "[low, high]",
+                 "quniform": "[low, high, q]"}
 #: Sections of an experiment config (``sweep: {train: {lr: [...]}}`` names the axis ``train.lr``).
 SECTIONS = tuple(name for name, value in ExperimentConfig() if isinstance(value, (BaseModel, dict)))
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
@@ -46,7 +53,7 @@ class SweepError(ValueError):
         return (type(self), (self.problems,))
 
 
-class _Section(BaseModel):
+class _Section(CheckedModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -91,7 +98,7 @@ class SchedulerSpec(_Section):
 class SweepSpec(_Section):
     """One sweep: what to run, where results go, and how Ray runs it."""
 
-    name: str = Field("sweep", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field("sweep", description="the experiment folder's name under storage")
     storage: str = Field("./results", description="local folder, NFS path, s3://, gs://")
     experiment: dict[str, Any] = Field(default_factory=dict, description="the base experiment config")
     sweep: dict[str, Any] = Field(default_factory=dict, description="axes: dotted field -> values")
@@ -146,21 +153,35 @@ class SweepSpec(_Section):
                     raise ValueError(f"{key}: a sampled axis is one of {', '.join(SAMPLERS)}, "
                                      f"e.g. {{loguniform: [0.01, 0.2]}}")
                 kind, args = next(iter(values.items()))
-                if not isinstance(args, list) or (kind != "choice" and len(args) not in (2, 3)):
-                    raise ValueError(f"{key}: {kind} takes a list of arguments, e.g. [low, high]")
+                if not isinstance(args, list) or (kind != "choice" and len(args) not in SAMPLER_ARGS[kind]):
+                    raise ValueError(f"{key}: {kind} takes a list of arguments, {SAMPLER_FORMS[kind]}")
                 if kind == "choice" and not args:
                     raise ValueError(f"{key}: choice needs at least one value")
                 if kind != "choice" and not all(isinstance(a, (int, float)) for a in args):
                     raise ValueError(f"{key}: {kind} takes numbers, got {args}")
                 if kind != "choice" and args[0] >= args[1]:
                     raise ValueError(f"{key}: {kind} needs low < high, got {args[:2]}")
+                if kind == "loguniform" and args[0] <= 0:
+                    raise ValueError(f"{key}: loguniform needs low > 0, got {args[:2]}")
+                if kind == "quniform" and args[2] <= 0:
+                    raise ValueError(f"{key}: quniform takes [low, high, q] with q > 0, got {args}")
             else:
                 raise ValueError(f"{key}: must be a list of values or a sampler mapping")
         return axes
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", v) or set(v) == {"."}:
+            raise ValueError(f"must be a folder name of letters, digits, '_', '-' and '.' (not "
+                             f"'.' or '..'), got {v!r}")
+        return v
+
     @field_validator("storage")
     @classmethod
     def _storage_kind(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("is empty; give a folder, NFS path, s3://... or gs://...")
         if "://" in v and not v.startswith(REMOTE_SCHEMES):
             raise ValueError(f"unsupported scheme; use a local path or {', '.join(REMOTE_SCHEMES)}")
         return v
@@ -196,15 +217,18 @@ def load_spec(path: str | Path | None = None, overrides: list[str] | None = None
     overrides = list(overrides or [])
     try:
         data = dict(tree) if tree is not None else read_yaml(path, "sweep file") if path else {}
+        if path and data and set(data) <= set(ExperimentConfig.model_fields):
+            raise ConfigError([f"sweep file: {path} is an experiment config (no experiment:/sweep:); "
+                               f"run it with `drive-sweep prune --config {path}`, or put its fields "
+                               "under experiment:"])
         # sweep axes have dotted names of their own: sweep.drive.weights is the axis drive.weights
         axes = [o for o in overrides if o.startswith("sweep.")]
         data = apply_overrides(data, [o for o in overrides if o not in axes])
         if axes:
             data["sweep"] = dict(data.get("sweep") or {})
             for item in axes:
-                key, sep, value = item.partition("=")
-                if not sep:
-                    raise ConfigError([f"--set {item}: expected key=value with a dotted key"])
+                check_override_key(item)
+                key, _, value = item.partition("=")
                 data["sweep"][key.strip()[len("sweep."):]] = parse_value(value)
     except ConfigError as e:
         raise SweepError(e.problems) from None
@@ -280,12 +304,23 @@ def _validate_experiments(spec: SweepSpec) -> None:
 
 
 def _sampler_bounds(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Each sampled axis at each of its extreme (or choice) values, one axis at a time, so that
-    a bad range fails before Ray starts."""
+    """Each sampled axis at each of its extreme (or choice) values and at one value inside its
+    range, one axis at a time, so that a bad range fails before Ray starts (a continuous range
+    over an integer or boolean field fails at the inner value: 1.37 is no epoch count)."""
     checks: list[dict[str, Any]] = [{}]
     for key, sampler in spec.sampled_axes.items():
         kind, args = next(iter(sampler.items()))
-        values = args if kind == "choice" else [args[0], args[1] - 1 if kind == "randint" else args[1]]
+        if kind == "choice":
+            values = list(args)
+        elif kind == "randint":
+            values = [args[0], args[1] - 1]
+        else:
+            low, high = args[0], args[1]
+            inner = low + 0.37 * (high - low)
+            if kind == "quniform":  # a multiple of q inside the range, as Tune rounds to
+                inner = min((v for v in (args[2] * round(low / args[2] + k) for k in (1, 2))
+                             if v != int(v) and low <= v <= high), default=low)
+            values = [low, inner, high]
         checks += [{key: v} for v in values]
     return checks
 

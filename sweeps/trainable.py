@@ -131,17 +131,22 @@ def _run(config: dict[str, Any], base: dict[str, Any], checkpoint_every: int,
         done = parse_record(existing.splitlines())
         tune.report(tune_report("end", done.metrics()))
         return
-    prepare_dataset(cfg.dataset, cfg.data)  # once per node, under a lock: nodes may join late
-    state = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = load_state(Path(folder) / STATE_FILE)
     recorder = Recorder("", append)
+    start = {"provenance": provenance, "trial_id": tune.get_context().get_trial_id(),
+             "selection": selection}
+    try:
+        prepare_dataset(cfg.dataset, cfg.data)  # once per node, under a lock: nodes may join late
+        state = None
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                state = load_state(Path(folder) / STATE_FILE)
+    except Exception as e:  # a checkpoint cut short, data gone: the record says so, not a stale end
+        _record_failed_attempt(recorder, cfg, start, existing, e)
+        raise
     resumed = None if state is None else {"epochs_done": state["epochs_done"],
                                           "history": len(state["history"])}
-    recorder.start(cfg, provenance=provenance, trial_id=tune.get_context().get_trial_id(),
-                   resumed=resumed, selection=selection)
+    recorder.start(cfg, resumed=resumed, **start)
     try:
         exp = Experiment(cfg, state)
     except Exception as e:
@@ -180,3 +185,15 @@ def _run(config: dict[str, Any], base: dict[str, Any], checkpoint_every: int,
             with contextlib.suppress(Exception):  # the error that ended the run is the one to see
                 writer.wait()
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _record_failed_attempt(recorder: Recorder, cfg, start: dict[str, Any], existing: str | None,
+                           error: Exception) -> None:
+    """A ``start`` (keeping the history so far) and an ``errored`` end for an attempt that failed
+    before its experiment existed; the error itself is what the trial raises."""
+    before = parse_record(existing.splitlines()) if existing else None
+    history = before.history if before is not None else []
+    resumed = {"epochs_done": history[-1].get("epochs_done", 0), "history": len(history)} if history else None
+    with contextlib.suppress(OSError):  # storage that fails too: the original error is the one to see
+        recorder.start(cfg, resumed=resumed, **start)
+        recorder.end_status("errored", one_line(error))

@@ -49,12 +49,25 @@ def load_dataset(name: str, cfg: DataConfig | None = None) -> AnyData:
         raise DataError(f"dataset: {name!r} failed to load ({one_line(e)})") from None
     if not isinstance(data, (ImageData, FolderData)):
         raise DataError(f"dataset: {name!r} returned {type(data).__name__}, expected ImageData or FolderData")
-    data = data.capped(cfg.train_size, cfg.test_size, cfg.split_seed)
+    capped = data.capped(cfg.train_size, cfg.test_size, cfg.split_seed)
+    _check_classes_kept(data, capped, cfg.train_size, name)
+    data = capped
     data = data.with_validation(cfg.val_fraction, cfg.split_seed)
     for split, n in (("training", data.num_train), ("test", data.num_test)):
         if n == 0:
             raise DataError(f"dataset: {name!r} has an empty {split} set")
     return data
+
+
+def _check_classes_kept(full: AnyData, capped: AnyData, train_size: int | None, name: str) -> None:
+    """A ``data.train_size`` cap must leave every class some training sample (as the splits do)."""
+    if train_size is None or not isinstance(full, ImageData) or capped is full:
+        return
+    missing = sorted(set(full.train_labels.unique().tolist()) - set(capped.train_labels.unique().tolist()))
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+        raise DataError(f"data.train_size: {train_size} leaves {len(missing)} class(es) of {name} "
+                        f"({shown}) with no training sample; use a larger cap or none")
 
 
 def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_size: int,

@@ -115,7 +115,7 @@ def test_report_without_imp_or_drive_variants_says_what_it_skipped(make, tmp_pat
 
 
 def test_no_results_is_an_error(tmp_path):
-    with pytest.raises(ResultsError, match="no trial results"):
+    with pytest.raises(ResultsError, match="no trial record"):
         write_report([tmp_path], tmp_path / "out")
 
 

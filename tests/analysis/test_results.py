@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from analysis.results import (
-    COLUMNS, ResultsError, layer_frame, load, read_saved, rows_from_metrics, save, tidy,
+    COLUMNS, ResultsError, ResultsWarning, layer_frame, load, read_saved, rows_from_metrics, save,
+    tidy,
 )
 
 
@@ -169,3 +170,19 @@ def test_bad_paths(tmp_path):
     with pytest.raises(ResultsError, match="not a result record"):
         load(other)
     assert load(tmp_path).empty and list(tidy(pd.DataFrame()).columns) == list(COLUMNS)
+
+
+def test_unreadable_trial_records_are_left_out_with_one_warning_each(real_sweep, tmp_path):
+    """A trial's metrics.jsonl cut short before its first line ends, emptied or overwritten
+    (a full disk, a crash) is named in a warning, not dropped silently; the others load."""
+    whole = next(real_sweep.experiment.glob("snip_*/metrics.jsonl")).read_bytes()
+    exp = tmp_path / "exp"
+    for name, data in (("whole", whole), ("cut", whole[:40]), ("empty", b""),
+                       ("binary", b"\x89PNG\x00\x00")):
+        (exp / name).mkdir(parents=True)
+        (exp / name / "metrics.jsonl").write_bytes(data)
+    with pytest.warns(ResultsWarning) as caught:
+        df = load(exp)
+    named = sorted(str(w.message).split(": ")[0] for w in caught)
+    assert named == sorted(str(exp / n / "metrics.jsonl") for n in ("binary", "cut", "empty"))
+    assert len(df) == 1 and df["status"].tolist() == ["finished"]

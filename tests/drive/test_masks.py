@@ -268,3 +268,14 @@ def test_masks_are_saved_as_bits_and_load_back():
     assert all(torch.equal(ma.keep[n], mb.keep[n]) for n in ma.keep)
     with pytest.raises(ValueError, match="layer '0' does not fit"):
         mb.load_state_dict({**state, "0": state["0"][:1]})
+
+
+def test_a_sparsity_whose_exact_count_keeps_no_weight_is_refused():
+    from drive.config import ConfigError
+    from drive.masks import check_keeps_a_weight
+
+    check_keeps_a_weight(0.999994, 93728, "m")  # round(0.000006 * 93728) = 1
+    check_keeps_a_weight(0.0, 1, "m")
+    with pytest.raises(ConfigError, match=r"^sparsity: 0.999995 keeps none of m's 93728 prunable "
+                                          r"weights .* at most 0.999994 keeps one$"):
+        check_keeps_a_weight(0.999995, 93728, "m")

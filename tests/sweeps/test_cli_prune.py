@@ -64,6 +64,8 @@ def test_checkpoint_file_resumes_a_run(tmp_path):
     (["--sparsity", "-0.2"], "sparsity: must be in [0, 1)"),
     (["--warmup-epochs", "12", "--epochs", "12"], "warmup_epochs: must be less than train.epochs (12), got 12"),
     (["--prune-iterations", "0"], "prune_iterations: must be an integer in [1, 10000]"),
+    (["--sparsity", "0.999999"], "sparsity: 0.999999 keeps none of digits_cnn's 93728 prunable "
+     "weights (round(1e-06 x 93728) = 0); at most 0.999994 keeps one"),
     (["--epochs", "0"], "train.epochs: Input should be greater than or equal to 1"),
     (["--model", "resnet999"], "model: unknown model 'resnet999'"),
     (["--dataset", "mnist"], "dataset: unknown dataset 'mnist'"),
@@ -129,3 +131,78 @@ def test_the_record_grows_line_by_line_and_ends(tmp_path):
     assert (start["method"], start["sparsity"], start["config"]["data"]["val_fraction"]) == ("snip", 0.9, 0.1)
     assert end["status"] == "finished" and 0 <= end["val_acc"] <= 1 and "history" not in end
     assert all("val_acc" in x for x in lines[2:4]) and "val_acc" not in lines[1]  # prune: not evaluated
+
+
+def nan_scores(ctx):
+    """Scores of a method gone wrong: NaN everywhere."""
+    import torch
+
+    return {name: torch.full_like(w, float("nan")) for name, w in ctx.weights.items()}
+
+
+from drive.methods import Method  # noqa: E402 - the method below is named by import path
+
+NAN = Method("nan_scores", score=nan_scores, label="NaN", color="#000000", marker="x")
+
+
+def test_nan_scores_end_the_run_with_one_line_exit_1_and_an_errored_record(tmp_path, capsys):
+    """README: no NaN score is ever ranked; the run ends with one line naming the method and the
+    layer (it used to end in a traceback)."""
+    out = tmp_path / "nan.jsonl"
+    assert run_prune("--method", "tests.sweeps.test_cli_prune:NAN", "--epochs", "1",
+                     "--out", str(out)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("drive-sweep: error: tests.sweeps.test_cli_prune:NAN: "), err
+    assert "are NaN or infinite; they cannot be ranked" in err[0]
+    assert metrics(out)["status"] == "errored"
+
+
+def test_a_method_in_the_current_folder_imports_as_in_the_trials(tmp_path, monkeypatch, capsys):
+    """`drive-sweep prune --method mypkg.methods:SQUARED` from the folder holding mypkg (README),
+    without PYTHONPATH: the console script's sys.path does not hold the current folder."""
+    import sys
+
+    (tmp_path / "hostile_pkg").mkdir()
+    (tmp_path / "hostile_pkg" / "__init__.py").write_text("")
+    (tmp_path / "hostile_pkg" / "methods.py").write_text(
+        "from drive.methods import Method\n\n"
+        "def squared(ctx):\n    return {n: w.detach() ** 2 for n, w in ctx.weights.items()}\n\n"
+        "SQUARED = Method('squared', score=squared, label='w2', color='#112233', marker='*')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    out = tmp_path / "sq.jsonl"
+    assert run_prune("--method", "hostile_pkg.methods:SQUARED", "--epochs", "1", "--out", str(out)) == 0
+    assert metrics(out)["method"] == "hostile_pkg.methods:SQUARED"
+
+
+@pytest.mark.parametrize("sparsity", [0.999, 0.999994])
+def test_extreme_sparsities_keep_exactly_their_count(sparsity, tmp_path):
+    """0.999994 is the highest sparsity at which digits_cnn keeps a weight: exactly one."""
+    out = tmp_path / "m.jsonl"
+    assert run_prune("--method", "snip", "--epochs", "1", "--sparsity", str(sparsity), "--out", str(out)) == 0
+    m = metrics(out)
+    assert m["params_remaining"] == keep_count(1 - sparsity, m["params_prunable"]) >= 1
+
+
+def test_ctrl_c_ends_prune_with_one_line_exit_130_and_an_interrupted_record(tmp_path):
+    """It used to end in a KeyboardInterrupt traceback (the record was right)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "m.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "prune", "--quiet", "--device", "cpu", "--method",
+         "magnitude", "--epochs", "500", "--out", str(out), "--checkpoint", str(tmp_path / "s.pt")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not ignored, as in a terminal
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or '"event":"epoch"' not in out.read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == [
+        "drive-sweep: interrupted by Ctrl-C; run the same command again to continue from --checkpoint"]
+    assert metrics(out)["status"] == "interrupted"

@@ -51,6 +51,18 @@ def _taken(d: Path) -> list[str]:
     return ["run", sweep_file(d, {"name": "taken"})]
 
 
+def _text(d: Path, name: str, data: bytes) -> str:
+    (d / name).write_bytes(data)
+    return str(d / name)
+
+
+def _record(d: Path) -> str:
+    """A real record: `drive-sweep prune --out` (one epoch of SNIP at 90%)."""
+    assert main(["prune", "--quiet", "--method", "snip", "--epochs", "1", "--device", "cpu",
+                 "--out", str(d / "runs" / "snip.jsonl")]) == 0
+    return str(d / "runs")
+
+
 def _folder(d: Path) -> str:
     (d / "out").mkdir()
     return str(d / "out")
@@ -73,15 +85,39 @@ CASES = {
     "binary sweep file": lambda d: ["run", _binary(d)],
     "empty sweep file": lambda d: ["run", _empty(d)],
     "`prune --out` is a folder (before training)": lambda d: ["prune", "--out", _folder(d)],
+    "a sweep file given to `prune --config`": lambda d: ["prune", "--config", sweep_file(d, {})],
+    "an experiment config given to `run`": lambda d: [
+        "run", _text(d, "exp.yaml", b"method: snip\nsparsity: 0.8\ntrain: {epochs: 1}\n")],
+    "a key given twice in a YAML file": lambda d: [
+        "prune", "--config", _text(d, "twice.yaml", b"sparsity: 0.5\nseed: 1\nsparsity: 0.9\n")],
+    "a YAML file indented with a tab": lambda d: [
+        "prune", "--config", _text(d, "tab.yaml", b"train:\n\tepochs: 1\n")],
+    "a config file that is not UTF-8": lambda d: [
+        "prune", "--config", _text(d, "latin1.yaml", b"method: snip  # r\xe9sum\xe9\n")],
+    "a boolean where a number goes (`sparsity: no`)": lambda d: ["prune", "--set", "sparsity=no"],
+    "an infinite number (`train.lr: .inf`)": lambda d: ["prune", "--set", "train.lr=.inf"],
+    "a seed past 32 bits": lambda d: ["prune", "--seed", "99999999999999999999"],
+    "`--set` with an empty part in its key": lambda d: ["prune", "--set", "train..lr=0.1"],
+    "a plugin module that fails as it is imported": lambda d: [
+        "prune", "--method", "tests.sweeps.broken_import:M"],
+    "`demo --out` is a file (before the sweep)": lambda d: ["demo", "--storage", str(d / "results"),
+                                                          "--out", _file(d)],
+    "`prune --out` and `--checkpoint` the same file": lambda d: [
+        "prune", "--out", str(d / "run.pt"), "--checkpoint", str(d / "run.pt")],
     "`report --out` is a file": lambda d: ["report", _results(d), "--out", _file(d)],
+    "`report` of a folder without a record": lambda d: ["report", _results(d), "--out", str(d / "r")],
     "`report --sparsity` outside [0, 1)": lambda d: ["report", _results(d), "--out", str(d / "r"),
                                                       "--sparsity", "2.0"],
+    "`report --sparsity` that no trial has": lambda d: ["report", _record(d), "--out", str(d / "r"),
+                                                       "--sparsity", "0.09"],
     "`report --sparsity` not a number": lambda d: ["report", _results(d), "--out", str(d / "r"),
                                                    "--sparsity", "most"],
     "`data.test_fraction` leaving a set without a class": lambda d: [
         "prune", "--set", "data.test_fraction=0.999"],
     "`data.val_fraction` leaving a class without training data": lambda d: [
         "prune", "--set", "data.val_fraction=0.9995"],
+    "`data.train_size` leaving a class without training data": lambda d: [
+        "prune", "--set", "data.train_size=5"],
     "unknown model in a sweep": lambda d: ["run", sweep_file(d, {"sweep": {"model": ["digits_cnn", "resnet999"]}})],
     "bad `model_args` in a sweep": lambda d: ["run", sweep_file(d, {"sweep": {"model_args.depth": [3]}})],
     "a user's model factory that raises": lambda d: [
@@ -90,6 +126,14 @@ CASES = {
         "prune", "--dataset", "tests.sweeps.faulty:broken_data"],
     "`device: cuda` where trials get no GPU": lambda d: [
         "run", sweep_file(d, {"sweep": {"device": ["cuda"]}})],
+    "a sweep `name` of dots": lambda d: ["run", sweep_file(d, {}), "--name", ".."],
+    "an empty `--storage`": lambda d: ["run", sweep_file(d, {}), "--storage", ""],
+    "a continuous sampled axis over an integer field": lambda d: [
+        "run", sweep_file(d, {"sweep": {"train.epochs": {"uniform": [1, 3]}}})],
+    "`loguniform` from 0": lambda d: [
+        "run", sweep_file(d, {"sweep": {"train.weight_decay": {"loguniform": [0, 0.01]}}})],
+    "a sparsity that keeps no weight of the model": lambda d: [
+        "run", sweep_file(d, {"sweep": {"sparsity": [0.9, 0.999999], "method": ["snip", "imp"]}})],
     "`{choice: []}`": lambda d: ["run", sweep_file(d, {"sweep": {"train.lr": {"choice": []}}})],
     "a search metric no trial reports": lambda d: ["run", sweep_file(d, {"search": {"metric": "accuracy"}})],
     "search/scheduler selecting on test accuracy": lambda d: ["run", sweep_file(d, {
@@ -107,6 +151,8 @@ CASES = {
     "a second run with the same name": _taken,
     "corrupt `sweep.yaml` on resume": lambda d: ["resume", _corrupt_experiment(d)],
     "resume of a folder that is no sweep": lambda d: ["resume", _results(d)],
+    "resume of a path that does not exist": lambda d: ["resume", str(d / "results" / "typo")],
+    "resume of a file": lambda d: ["resume", _file(d)],
 }
 
 
@@ -143,6 +189,7 @@ def test_bad_input_is_one_documented_line_exit_2_and_nothing_written(name, tmp_p
     code, err = run_case(name, tmp_path, capsys)
     assert code == 2 and len(err) == 1, err
     assert not (tmp_path / "results").exists() or name == "a second run with the same name"
+    assert not (tmp_path / "r").exists()  # a report that failed leaves no --out folder behind
     if os.environ.get("DRIVE_WRITE_ERRORS_DOC"):
         _write_row(name, err[0])
     else:

@@ -104,6 +104,12 @@ def test_logger_entries_are_validated():
     with pytest.raises(SweepError, match="loggers.*an entry is a logger name"):
         load_spec(tree={"loggers": [{"mlflow": 1, "wandb": 2}]})
     assert load_spec(tree={}).loggers == ["tensorboard", "csv", "json"]
+    # options Ray's callback would refuse with a TypeError once the sweep had started, or ignore
+    with pytest.raises(SweepError, match="loggers.*mlflow: unknown option.s. trackin_uri; allowed: tracking_uri"):
+        load_spec(tree={"loggers": [{"mlflow": {"trackin_uri": "file:///x"}}]})
+    with pytest.raises(SweepError, match=r"loggers.*tensorboard takes no options, got \['flush_secs'\]"):
+        load_spec(tree={"loggers": [{"tensorboard": {"flush_secs": 5}}]})
+    assert logger_entries([{"wandb": {"mode": "offline", "entity": "me"}}])["wandb"]["entity"] == "me"
 
 
 def test_a_missing_optional_tracker_names_its_extra(monkeypatch):

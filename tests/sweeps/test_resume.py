@@ -59,7 +59,10 @@ def test_stopped_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     assert len(stopped) >= 1 and set(stopped["status"]) == {"interrupted"}
     report = tmp_path / "report"
     assert main(["report", str(path), "--out", str(report)]) == 0
-    failed = (report / "report.md").read_text().split("## Trials that did not finish")[1]
+    text = (report / "report.md").read_text()
+    started = len(list(path.glob("*/metrics.jsonl")))  # the others never started: no record
+    assert (f"{4 - started} more planned trial(s) never started" in text) == (started < 4)
+    failed = text.split("## Trials that did not finish")[1]
     for row in stopped.itertuples():
         truth = json.loads((Path(row.path).parent / "params.json").read_text())["trial"]
         assert (row.method, row.sparsity, row.seed) == ("magnitude", truth["sparsity"], 7)

@@ -27,6 +27,15 @@ def test_dense_gets_one_trial_per_seed_and_imp_one_per_seed_reporting_every_spar
     assert imp == [{"method": "imp", "seed": s, "sparsity": 0.9, "imp.branches": [0.5, 0.8]} for s in (0, 1)]
 
 
+def test_a_sparsity_axis_with_0_gives_imp_no_branch_at_0():
+    """0 is IMP's trunk level 0 (its dense training), not a branch: imp.branches are in (0, 1)
+    and a sweep with 0 on its sparsity axis (the dense reference) used to be refused for IMP."""
+    trials = expand_trials(spec({"method": ["imp", "snip"], "sparsity": [0, 0.5, 0.9]}))
+    assert trials[0] == {"method": "imp", "sparsity": 0.9, "imp.branches": [0.5]}
+    assert [t["sparsity"] for t in trials[1:]] == [0, 0.5, 0.9]
+    assert expand_trials(spec({"method": ["imp"], "sparsity": [0]})) == [{"method": "imp", "sparsity": 0}]
+
+
 def test_method_from_the_base_config_when_not_an_axis():
     trials = expand_trials(spec({"seed": [0, 1]}, experiment={"method": "synflow"}))
     assert trials == [{"method": "synflow", "seed": 0}, {"method": "synflow", "seed": 1}]

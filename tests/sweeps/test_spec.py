@@ -40,6 +40,17 @@ def test_the_shipped_sweep_files_are_valid():
     ({"sweep": {"train.lr": {"uniform": [-1, 0.1]}}}, "sweep: train.lr:"),
     ({"sweep": {"train.lr": {"choice": []}}}, "sweep: Value error, train.lr: choice needs at least one value"),
     ({"sweep": {"train.lr": {"uniform": [0.2, 0.1]}}}, "sweep: Value error, train.lr: uniform needs low < high"),
+    # each sampler's own arguments, as Ray Tune would only refuse them once the sweep runs
+    ({"sweep": {"train.lr": {"uniform": [0.01, 0.1, 3]}}}, "sweep: train.lr: uniform takes a list of arguments, [low, high]"),
+    ({"sweep": {"seed": {"randint": [0, 4, 2]}}}, "sweep: seed: randint takes a list of arguments, [low, high]"),
+    ({"sweep": {"train.lr": {"quniform": [0.01, 0.1]}}}, "sweep: train.lr: quniform takes a list of arguments, [low, high, q]"),
+    ({"sweep": {"train.lr": {"quniform": [0.01, 0.1, 0]}}}, "sweep: train.lr: quniform takes [low, high, q] with q > 0"),
+    ({"sweep": {"train.weight_decay": {"loguniform": [0, 0.1]}}}, "sweep: train.weight_decay: loguniform needs low > 0"),
+    # a continuous range over an integer or boolean field fails at a value inside it
+    ({"sweep": {"train.epochs": {"quniform": [4, 8, 0.5]}}}, "sweep: train.epochs: Input should be a valid integer"),
+    ({"sweep": {"train.nesterov": {"uniform": [0, 1]}}}, "sweep: train.nesterov: Input should be a valid boolean"),
+    ({"name": ".."}, "name: must be a folder name of letters, digits"),
+    ({"name": "a/b"}, "name: must be a folder name of letters, digits"),
     ({"search": {"metric": "accuracy"}}, "search.metric: Value error, no trial reports 'accuracy'"),
     ({"search": {"num_samples": 3}}, "search.num_samples: 3 would repeat identical trials"),
     ({"search": {"algorithm": "optuna"}, "experiment": {"data": {"val_fraction": 0.1}}},
