@@ -97,6 +97,9 @@ CASES = {
     "a boolean where a number goes (`sparsity: no`)": lambda d: ["prune", "--set", "sparsity=no"],
     "an infinite number (`train.lr: .inf`)": lambda d: ["prune", "--set", "train.lr=.inf"],
     "a seed past 32 bits": lambda d: ["prune", "--seed", "99999999999999999999"],
+    "ERK with a layer-wise ranking (it sets each layer's density itself)": lambda d: [
+        "prune", "--method", "erk", "--set", "prune.scope=layerwise"],
+    "an unknown BN mode for scoring": lambda d: ["prune", "--set", "prune.bn=batch"],
     "`--set` with an empty part in its key": lambda d: ["prune", "--set", "train..lr=0.1"],
     "a plugin module that fails as it is imported": lambda d: [
         "prune", "--method", "tests.sweeps.broken_import:M"],
