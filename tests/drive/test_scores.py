@@ -1,6 +1,5 @@
 """Scores against values computed by hand (closed-form gradients, no autograd) on tiny networks."""
 
-
 import pytest
 import torch
 from torch import nn
