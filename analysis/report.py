@@ -7,6 +7,7 @@ skipped with a note in ``report.md``. Missing methods and levels stay missing in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from analysis.aggregate import (
     aggregate, default_sparsity, headline_levels, primary_labels, speedup,
 )
 from analysis.plots.drive import SCHEDULE, fixed_rows, held_columns
-from analysis.results import ResultsError, load, save
+from analysis.results import ResultsError, ResultsWarning, load, save
 from drive.record import RECORD_FILE
 from analysis.tables import (
     MISSING, count, failed_trials, mean_std, pct_header, times, to_latex, to_markdown, wide,
@@ -86,7 +87,8 @@ def choose_variants(df: pd.DataFrame, choices: Iterable[str]) -> pd.DataFrame:
 
 def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
                  sparsity: float | None = None, frame: pd.DataFrame | None = None,
-                 variants: Iterable[str] = (), never_started: int = 0) -> Path:
+                 variants: Iterable[str] = (), never_started: int = 0,
+                 unreadable: Iterable[str] = ()) -> Path:
     """Write the report of the experiment folders/metrics files ``paths`` into ``out_dir``.
 
     ``sparsity`` picks the level of the one-level figures (cost view, heatmap, layers); by
@@ -94,11 +96,23 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
     already loaded (e.g. from object storage). ``variants``: ``METHOD:FIELD=VALUE`` choices of
     a method's main line (:func:`choose_variants`; by default the variant closest to the
     method's default settings). ``never_started``: trials the sweeps planned that have no
-    record (an interrupted sweep), said in the summary. Returns the path of ``report.md``. Raises
+    record (an interrupted sweep), said in the summary. ``unreadable``: the warnings of trial
+    records that could not be read when ``frame`` was loaded (listed in the report; when the
+    report loads ``paths`` itself it collects them). Returns the path of ``report.md``. Raises
     :class:`~analysis.results.ResultsError` when no trial is found.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    df = load(paths) if frame is None else frame
+    unreadable = list(unreadable)
+    if frame is None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResultsWarning)
+            df = load(paths)
+        for w in caught:
+            if issubclass(w.category, ResultsWarning):
+                unreadable.append(str(w.message))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    else:
+        df = frame
     if df.empty:
         raise ResultsError(f"EXPERIMENT_DIR: no trial record (a sweep trial's {RECORD_FILE} or a "
                            f"prune --out record) in {', '.join(map(str, paths))}")
@@ -137,6 +151,9 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
     if not failed.empty:
         tex.append(to_latex(failed, "Trials that did not finish.", "tab:failed", index=False,
                             numbers=False))
+    if unreadable:
+        md.append("## Trial records that could not be read (left out of every table)\n")
+        md.append("".join(f"- {message}\n" for message in unreadable))
     (out / "tables.tex").write_text("\n".join(tex))
     report = out / "report.md"
     report.write_text("\n".join(md))

@@ -250,9 +250,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResultsWarning)
         frame = load_results(args.experiment_dirs)  # local folders, or straight from s3:// / gs://
+    unreadable = []
     for w in caught:  # a trial record that cannot be read: one line each, the report goes on
         if issubclass(w.category, ResultsWarning):
             print(f"drive-sweep: warning: {w.message}", file=sys.stderr)
+            unreadable.append(str(w.message))
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     levels = sorted(set(frame["sparsity"].dropna()) - {0.0})
@@ -261,7 +263,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                          f"{', '.join(f'{s:g}' for s in levels)}")
     report = write_report(args.experiment_dirs, args.out, sparsity=args.sparsity, frame=frame,
                           variants=args.variant or [],
-                          never_started=never_started(args.experiment_dirs, frame))
+                          never_started=never_started(args.experiment_dirs, frame),
+                          unreadable=unreadable)
     print(f"report written to {report}")
     return 0
 

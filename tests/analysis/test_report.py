@@ -8,7 +8,7 @@ import pytest
 
 from analysis.aggregate import aggregate, headline_levels, primary_labels, speedup
 from analysis.report import write_report
-from analysis.results import ResultsError, load, read_saved, rows_from_metrics, tidy
+from analysis.results import ResultsError, ResultsWarning, load, read_saved, rows_from_metrics, tidy
 
 
 def md_table(text: str, title: str) -> pd.DataFrame:
@@ -112,6 +112,20 @@ def test_report_without_imp_or_drive_variants_says_what_it_skipped(make, tmp_pat
     assert "One-level figures and tables are at sparsity 50%" in text
     assert "Speed-up over IMP" not in text.split("## Figures")[1].split("## Final")[1]
     assert "None: every trial finished." in text
+
+
+def test_unreadable_records_are_named_in_the_report(real_sweep, tmp_path):
+    """A trial record cut short (a full disk) is left out of every table and named in report.md,
+    not only in a warning on the terminal."""
+    exp = tmp_path / "exp"
+    whole = next(real_sweep.experiment.glob("snip_*/metrics.jsonl")).read_bytes()
+    for name, data in (("whole", whole), ("cut", whole[:40])):
+        (exp / name).mkdir(parents=True)
+        (exp / name / "metrics.jsonl").write_bytes(data)
+    with pytest.warns(ResultsWarning):
+        text = write_report(exp, tmp_path / "out").read_text()
+    section = text.split("## Trial records that could not be read")[1]
+    assert str(exp / "cut" / "metrics.jsonl") in section and "whole" not in section
 
 
 def test_no_results_is_an_error(tmp_path):
