@@ -13,8 +13,10 @@ serialises and writes on a background thread, so training goes on while the file
 
 from __future__ import annotations
 
+import math
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +30,28 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the config; one line."""
 
 
-def cpu_copy(obj: Any, memo: dict[int, torch.Tensor] | None = None) -> Any:
+def _map_leaves(obj: Any, is_leaf: Callable[[Any], bool], fn: Callable[[Any], Any],
+                memo: dict[int, Any]) -> Any:
+    """``obj`` with ``fn`` applied to every leaf inside its dicts, lists and tuples; a leaf that
+    appears several times (the same object) is mapped once and the result shared."""
+    if is_leaf(obj):
+        if id(obj) not in memo:
+            memo[id(obj)] = fn(obj)
+        return memo[id(obj)]
+    if isinstance(obj, dict):
+        return {k: _map_leaves(v, is_leaf, fn, memo) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_leaves(v, is_leaf, fn, memo) for v in obj)
+    return obj
+
+
+def cpu_copy(obj: Any) -> Any:
     """A deep copy with every tensor cloned to the CPU (so later training cannot change it).
 
     A tensor that appears several times in ``obj`` is copied once and the copy shared, so the
     saved file holds it once.
     """
-    memo = {} if memo is None else memo
-    if torch.is_tensor(obj):
-        if id(obj) not in memo:
-            memo[id(obj)] = obj.detach().to("cpu", copy=True)
-        return memo[id(obj)]
-    if isinstance(obj, dict):
-        return {k: cpu_copy(v, memo) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(cpu_copy(v, memo) for v in obj)
-    return obj
+    return _map_leaves(obj, torch.is_tensor, lambda t: t.detach().to("cpu", copy=True), {})
 
 
 _FLOATS = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
@@ -52,20 +60,11 @@ MIN_PACKED_NUMEL = 1024  # smaller tensors are stored as they are
 MAX_NONZERO_SHARE = 0.5  # packing pays when at least half the entries are zero
 
 
-def pack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
+def pack_zeros(obj: Any) -> Any:
     """``obj`` with every mostly-zero float CPU tensor replaced by a dict of its shape, strides,
     non-zero bitmap (8 per byte) and non-zero values (and a bitmap of the negative zeros, where
     there are any), everything else as it is: :func:`unpack_zeros` restores the bits exactly."""
-    memo = {} if memo is None else memo
-    if torch.is_tensor(obj):
-        if id(obj) not in memo:
-            memo[id(obj)] = _pack_tensor(obj)
-        return memo[id(obj)]
-    if isinstance(obj, dict):
-        return {k: pack_zeros(v, memo) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(pack_zeros(v, memo) for v in obj)
-    return obj
+    return _map_leaves(obj, torch.is_tensor, _pack_tensor, {})
 
 
 def _pack_tensor(t: torch.Tensor) -> Any:
@@ -83,27 +82,24 @@ def _pack_tensor(t: torch.Tensor) -> Any:
     return packed
 
 
-def unpack_zeros(obj: Any, memo: dict[int, Any] | None = None) -> Any:
+def unpack_zeros(obj: Any) -> Any:
     """The inverse of :func:`pack_zeros`: tensors in their original shape, strides and bits."""
-    memo = {} if memo is None else memo
-    if isinstance(obj, dict) and obj.get(_PACKED) is True:
-        if id(obj) not in memo:
-            values = obj["values"]
-            numel = 1
-            for size in obj["shape"]:
-                numel *= size
-            flat = torch.zeros(numel, dtype=values.dtype)
-            if "negative_zero" in obj:
-                flat[unpack_bits(obj["negative_zero"], numel)] = -0.0
-            flat[unpack_bits(obj["nonzero"], numel)] = values
-            out = torch.empty_strided(obj["shape"], obj["stride"], dtype=values.dtype)
-            memo[id(obj)] = out.copy_(flat.view(obj["shape"]))
-        return memo[id(obj)]
-    if isinstance(obj, dict):
-        return {k: unpack_zeros(v, memo) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(unpack_zeros(v, memo) for v in obj)
-    return obj
+    return _map_leaves(obj, _is_packed, _unpack_tensor, {})
+
+
+def _is_packed(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.get(_PACKED) is True
+
+
+def _unpack_tensor(packed: dict[str, Any]) -> torch.Tensor:
+    values, shape = packed["values"], packed["shape"]
+    numel = math.prod(shape)
+    flat = torch.zeros(numel, dtype=values.dtype)
+    if "negative_zero" in packed:
+        flat[unpack_bits(packed["negative_zero"], numel)] = -0.0
+    flat[unpack_bits(packed["nonzero"], numel)] = values
+    out = torch.empty_strided(shape, packed["stride"], dtype=values.dtype)
+    return out.copy_(flat.view(shape))
 
 
 def save_state(state: dict[str, Any], path: str | Path) -> None:
