@@ -10,7 +10,7 @@ import torch
 from torch.func import functional_call
 
 from drive.masks import keep_count
-from drive.scores import ScoreContext, Scores, loss_gradients, random
+from drive.scores import ScoreContext, Scores, loss_gradients, random, scoring_mode
 
 
 def force(ctx: ScoreContext) -> Scores:
@@ -42,31 +42,25 @@ def prospr(ctx: ScoreContext) -> Scores:
     masks = {n: torch.ones_like(ctx.weights[n], requires_grad=True) for n in names}
     keep = {key[n]: ctx.keep[n].to(ctx.weights[n].dtype) for n in names}
     params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}
-    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    buffers = dict(model.named_buffers())  # updated by the inner steps, put back after them
     for n in names:
         params[key[n]] = params[key[n]] * masks[n]
-    was_training = model.training
-    model.train()
-    device = next(iter(ctx.weights.values())).device
-    # dropout in the inner steps draws random numbers: from a fork of the generators, so the
-    # caller's random stream (the training's) is the same as if ProsPr had not scored
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        try:
-            for step in range(ctx.prospr_steps):
-                x, y = ctx.batches[step % len(ctx.batches)]
-                loss = ctx.loss(functional_call(model, (params, buffers), (x,)), y)
-                grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-                params = {k: v - ctx.prospr_lr * g * keep.get(k, 1.0)
-                          for (k, v), g in zip(params.items(), grads)}
-                ctx.samples += len(y)
-            x, y = ctx.batches[ctx.prospr_steps % len(ctx.batches)]
+    # train mode as the reference; scoring_mode also forks the random generators (dropout in the
+    # inner steps leaves the training's random stream as it was) and restores the BN buffers
+    with scoring_mode(ctx, bn="train"):
+        for step in range(ctx.prospr_steps):
+            x, y = ctx.batches[step % len(ctx.batches)]
             loss = ctx.loss(functional_call(model, (params, buffers), (x,)), y)
-            meta = torch.autograd.grad(loss, [masks[n] for n in names])
-            # the meta-gradient runs back through every step: about one more pass per sample
-            ctx.samples += len(y) + sum(len(ctx.batches[s % len(ctx.batches)][1])
-                                        for s in range(ctx.prospr_steps + 1))
-        finally:
-            model.train(was_training)
+            grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+            params = {k: v - ctx.prospr_lr * g * keep.get(k, 1.0)
+                      for (k, v), g in zip(params.items(), grads)}
+            ctx.samples += len(y)
+        x, y = ctx.batches[ctx.prospr_steps % len(ctx.batches)]
+        loss = ctx.loss(functional_call(model, (params, buffers), (x,)), y)
+        meta = torch.autograd.grad(loss, [masks[n] for n in names])
+        # the meta-gradient runs back through every step: about one more pass per sample
+        ctx.samples += len(y) + sum(len(ctx.batches[s % len(ctx.batches)][1])
+                                    for s in range(ctx.prospr_steps + 1))
     return {n: g.abs() for n, g in zip(names, meta)}
 
 

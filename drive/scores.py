@@ -57,8 +57,9 @@ class ScoreContext:
 
 
 @contextmanager
-def scoring_mode(ctx: ScoreContext) -> Iterator[None]:
-    """The model in the mode a gradient score is taken in (``prune.bn``), then as it was.
+def scoring_mode(ctx: ScoreContext, bn: str | None = None) -> Iterator[None]:
+    """The model in the mode a gradient score is taken in (``bn``, by default ``prune.bn``),
+    then as it was.
 
     ``eval``: BN normalises with its running statistics, so a weight's score does not depend on
     the other samples of the batch. ``train``: as the reference implementations of GraSP and
@@ -67,7 +68,7 @@ def scoring_mode(ctx: ScoreContext) -> Iterator[None]:
     leaves the network and the training's random stream as they were.
     """
     model, was_training = ctx.model, ctx.model.training
-    if ctx.bn == "eval":
+    if (bn or ctx.bn) == "eval":
         model.eval()
         try:
             yield
