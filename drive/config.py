@@ -248,9 +248,7 @@ class ExperimentConfig(_Section):
         if self.spec.plan == "after_warmup" and self.warmup_epochs >= self.train.epochs:
             raise ValueError(f"warmup_epochs: must be less than train.epochs ({self.train.epochs}), "
                              f"got {self.warmup_epochs}")
-        if self.spec.layer_densities and self.prune.scope != "global":
-            raise ValueError(f"prune.scope: must be global for {self.method}, which sets every "
-                             "layer's density itself (layerwise would give all layers the same)")
+        self.spec.check_scope(self.prune.scope)
         if self.spec.plan == "imp" and any(b >= self.sparsity for b in self.imp.branches):
             raise ValueError(f"imp.branches: must be below sparsity ({self.sparsity}), the trial's "
                              f"headline level, got {self.imp.branches}")

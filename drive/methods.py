@@ -94,6 +94,12 @@ class Method:
     def prunes(self) -> bool:
         return self.plan != "dense"
 
+    def check_scope(self, scope: str) -> None:
+        """Raise ValueError (one line) when ``prune.scope`` cannot give this method's result."""
+        if self.layer_densities and scope != "global":
+            raise ValueError(f"prune.scope: must be global for {self.name}, which sets every "
+                             "layer's density itself (layerwise would give all layers the same)")
+
 
 def _is_method(obj: object) -> bool:
     return isinstance(obj, Method)

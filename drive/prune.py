@@ -57,9 +57,7 @@ def prune_iteratively(method: str, masks: Masks, ctx: ScoreContext, density: flo
     from drive.methods import get_method  # the registry imports this module's users
 
     spec = get_method(method)
-    if spec.layer_densities and scope != "global":
-        raise ValueError(f"prune.scope: must be global for {method}, which sets every layer's "
-                         "density itself (layerwise would give all layers the same)")
+    spec.check_scope(scope)
     if spec.revives:  # every weight competes at every iteration, with its value before pruning
         ctx.dense = {n: w.detach().clone() for n, w in masks.weights.items()}
     groups = _groups(ctx.batches, iterations) if spec.fresh_batches else None
