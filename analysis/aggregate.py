@@ -17,23 +17,36 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.configs import method_defaults, method_name
+from analysis import methods
+from analysis.configs import list_text, method_defaults
 from analysis.results import CFG_PREFIX, method_rank
 
 KEYS = ["model", "dataset", "method"]
-#: Columns that tell variants of a method apart (DRIVE's ablation axes, and epochs).
-VARIANTS = ["warmup_epochs", "prune_iterations", "drive_weights", "drive_normalize",
-            "drive_combine", "epochs"]
+#: Columns that tell variants of a method apart (besides its swept config fields, its own
+#: arguments among them: :func:`swept_columns`).
+VARIANTS = ["warmup_epochs", "prune_iterations", "epochs"]
 METRICS = ["test_acc", "best_test_acc", "density", "prune_time_s", "train_time_s",
            "total_time_s", "prune_samples"]
 STATS = ["mean", "std", "min", "max", "count"]
 #: Config fields that never make a variant: covered by the tidy columns, or bookkeeping.
 _NOT_SWEPT = {"method", "model", "dataset", "sparsity", "seed", "warmup_epochs", "prune_iterations",
-              "drive.weights", "drive.normalize", "drive.combine", "train.epochs", "device",
-              "data.root", "data.download", "data.verify", "data.num_workers", "imp.branches",
-              "train.eval_batch_size", "train.eval_every"}
-SHORT_NAMES = {"warmup_epochs": "warm-up", "prune_iterations": "T", "drive_weights": "w",
-          "drive_normalize": "norm", "drive_combine": "comb", "epochs": "epochs"}
+              "train.epochs", "device", "data.root", "data.download", "data.verify",
+              "data.num_workers", "imp.branches", "train.eval_batch_size", "train.eval_every"}
+SHORT_NAMES = {"warmup_epochs": "warm-up", "prune_iterations": "T", "epochs": "epochs"}
+
+
+def short_name(column: str) -> str:
+    """How a label names a variant column: ``warm-up``, ``T``, a method argument's title
+    (DRIVE's ``w``), or a config field's last part."""
+    if column in SHORT_NAMES:
+        return SHORT_NAMES[column]
+    field = column.removeprefix(CFG_PREFIX)
+    return methods.argument_label(field) or field.rsplit(".", 1)[-1]
+
+
+def of_plan(names: pd.Series, *plans: str) -> pd.Series:
+    """Whether each element's method has one of ``plans`` (``dense``, ``imp``, ...)."""
+    return names.map(methods.plan).isin(plans)
 
 
 def completed(df: pd.DataFrame) -> pd.DataFrame:
@@ -107,14 +120,13 @@ def labels(agg: pd.DataFrame) -> pd.Series:
     """Method name plus the variant fields that differ between a method's rows at one point."""
     if "method" not in agg:
         return pd.Series("all", index=agg.index)
-    out = agg["method"].astype(str).map(method_name)
+    out = agg["method"].astype(str).map(methods.display_name)
     for method, varying in varying_columns(agg).items():
         if varying:
             rows = agg[agg["method"] == method]
             parts = rows[varying].apply(
-                lambda r: ", ".join(f"{SHORT_NAMES.get(c, c.rsplit('.', 1)[-1])} {_text(r[c])}"
-                                    for c in varying), axis=1)
-            out.loc[rows.index] = f"{method_name(str(method))} (" + parts + ")"
+                lambda r: ", ".join(f"{short_name(c)} {_text(r[c])}" for c in varying), axis=1)
+            out.loc[rows.index] = f"{methods.display_name(method)} (" + parts + ")"
     return out
 
 
@@ -136,7 +148,7 @@ def attempted_levels(df: pd.DataFrame, agg: pd.DataFrame) -> pd.DataFrame:
 def headline_levels(table: pd.DataFrame) -> list[float]:
     """The sparsity levels a sweep aimed at: those of methods other than IMP and dense (IMP
     passes through many in-between levels on its way); all levels when there are no others."""
-    others = table.loc[~table["method"].isin(["imp", "dense"]), "sparsity"].dropna()
+    others = table.loc[~of_plan(table["method"], "imp", "dense"), "sparsity"].dropna()
     return sorted(set(others if len(others) else table["sparsity"].dropna()))
 
 
@@ -153,7 +165,7 @@ def primary_at(agg: pd.DataFrame, sparsity: float) -> pd.DataFrame:
 def default_sparsity(agg: pd.DataFrame) -> float | None:
     """The sparsity for one-level figures: the non-zero level with the most method variants
     (ties: the highest), or None without pruned results."""
-    pruned = agg[(agg["sparsity"] > 0) & (agg["method"] != "dense")]
+    pruned = agg[(agg["sparsity"] > 0) & ~of_plan(agg["method"], "dense")]
     if pruned.empty:
         return None
     count = pruned.groupby("sparsity")["label"].nunique().reset_index()
@@ -163,6 +175,8 @@ def default_sparsity(agg: pd.DataFrame) -> float | None:
 def _text(v: object) -> str:
     if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return "—"
+    if isinstance(v, str) and v.startswith("["):  # a list field, as JSON text
+        return list_text(v) or v
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
@@ -203,6 +217,8 @@ def _same(value: object, default: object) -> bool:
             return float(value) == float(default)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return False
+    if isinstance(value, str) and isinstance(default, str) and default.startswith("["):
+        return list_text(value) == list_text(default)  # lists as JSON text: [1, 1] == [1.0, 1.0]
     return str(value) == str(default)
 
 
@@ -218,11 +234,11 @@ def speedup(agg: pd.DataFrame) -> pd.DataFrame:
             "imp_prune_time_s", "imp_prune_samples", "speedup_time", "speedup_samples"]
     if agg.empty:
         return pd.DataFrame(columns=cols)
-    imp = primary_labels(agg[agg["method"] == "imp"])
+    imp = primary_labels(agg[of_plan(agg["method"], "imp")])
     imp = imp[["model", "dataset", "sparsity", "prune_time_s_mean", "prune_samples_mean"]].rename(
         columns={"prune_time_s_mean": "imp_prune_time_s",
                  "prune_samples_mean": "imp_prune_samples"})
-    out = agg[agg["method"] != "dense"].rename(
+    out = agg[~of_plan(agg["method"], "dense")].rename(
         columns={"prune_time_s_mean": "prune_time_s", "prune_samples_mean": "prune_samples"})
     out = out.merge(imp, on=["model", "dataset", "sparsity"], how="left")
     out["speedup_time"] = ratio(out["imp_prune_time_s"], out["prune_time_s"])

@@ -15,17 +15,29 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis import plots
+from analysis import methods, plots
 from analysis.aggregate import (
-    aggregate, default_sparsity, headline_levels, primary_labels, speedup,
+    aggregate,
+    default_sparsity,
+    headline_levels,
+    primary_labels,
+    speedup,
 )
-from analysis.plots.drive import SCHEDULE, fixed_rows, held_columns
+from analysis.configs import list_text
+from analysis.plots.ablation import SCHEDULE, fixed_rows, held_columns, schedule_method
 from analysis.results import ResultsError, ResultsWarning, load, save
-from drive.record import RECORD_FILE
 from analysis.tables import (
-    MISSING, count, failed_trials, mean_std, pct_header, times, to_latex, to_markdown, wide,
+    MISSING,
+    count,
+    failed_trials,
+    mean_std,
+    pct_header,
+    times,
+    to_latex,
+    to_markdown,
+    wide,
 )
-
+from drive.schema import RECORD_FILE
 
 STATUS_ORDER = ("finished", "diverged", "stopped", "errored", "interrupted", "running")
 
@@ -52,9 +64,10 @@ FIGURES = [
                lambda df, s: plots.cost_vs_imp(df, cost="prune_samples")),
     FigureSpec("accuracy_vs_cost", "Accuracy vs pruning cost (Pareto view)",
                lambda df, s: plots.accuracy_vs_cost(df, _at(s))),
-    FigureSpec("drive_heatmap", "DRIVE: warm-up epochs x pruning iterations",
-               lambda df, s: plots.drive_heatmap(df, _at(s))),
-    FigureSpec("drive_terms", "DRIVE: score term settings", lambda df, s: plots.drive_terms(df)),
+    FigureSpec("warmup_heatmap", "Warm-up epochs x pruning iterations (DRIVE)",
+               lambda df, s: plots.warmup_heatmap(df, _at(s))),
+    FigureSpec("method_arguments", "A method's arguments (DRIVE: its score terms)",
+               lambda df, s: plots.method_arguments(df)),
     FigureSpec("layer_density", "Per-layer density (layer collapse)",
                lambda df, s: plots.layer_density(df, _at(s))),
 ]
@@ -63,8 +76,9 @@ FIGURES = [
 def choose_variants(df: pd.DataFrame, choices: Iterable[str]) -> pd.DataFrame:
     """Mark the rows of each ``METHOD:FIELD=VALUE`` choice (``report --variant``) as their
     method's main variant (a ``chosen`` column); FIELD is a tidy column (``warmup_epochs``,
-    ``prune_iterations``, ``drive_weights``, ...) or a config field (``train.lr``). Raises
-    :class:`ResultsError` (one line) for a choice that names no rows."""
+    ``prune_iterations``) or a config field (``train.lr``, ``drive.weights``; a list value as
+    YAML, ``[1, 0, 1]``, or comma-separated, ``1,0,1``). Raises :class:`ResultsError` (one line)
+    for a choice that names no rows."""
     df = df.assign(chosen=False)
     for choice in choices:
         method, _, setting = choice.partition(":")
@@ -73,7 +87,7 @@ def choose_variants(df: pd.DataFrame, choices: Iterable[str]) -> pd.DataFrame:
         if not (method and field and value) or column not in df:
             raise ResultsError(f"--variant: {choice!r} must be METHOD:FIELD=VALUE with FIELD a "
                                "column of results.csv or a config field, e.g. drive:warmup_epochs=3")
-        rows = (df["method"] == method) & (df[column].astype(str) == value)
+        rows = (df["method"] == method) & (df[column].astype(str).map(_setting) == _setting(value))
         if column in df and pd.api.types.is_numeric_dtype(df[column]):
             try:
                 rows = (df["method"] == method) & (df[column] == float(value))
@@ -83,6 +97,14 @@ def choose_variants(df: pd.DataFrame, choices: Iterable[str]) -> pd.DataFrame:
             raise ResultsError(f"--variant: no {method} trial has {field} = {value}")
         df.loc[rows, "chosen"] = True
     return df
+
+
+def _setting(text: str) -> str:
+    """A setting as comparable text: a list (JSON, YAML or comma-separated) as ``1,0,1``."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        return list_text(text.replace("'", '"')) or text
+    return text
 
 
 def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
@@ -215,20 +237,22 @@ def _tables(df: pd.DataFrame, agg: pd.DataFrame, chosen: float | None
         out.append(("Final test accuracy (%) of the other variants (ablations)", "variants",
                     wide(others, mean_std("test_acc"))))
     if chosen is not None:
-        heat = _drive_schedule_table(df, chosen)
+        method = schedule_method(df[df["sparsity"] == chosen])
+        heat = _schedule_table(df, chosen, method) if method else {}
         if heat:
-            out.append((f"DRIVE accuracy (%) by warm-up epochs (rows) and pruning iterations "
-                        f"T at sparsity {pct_header(chosen)}", "drive-schedule", heat))
+            out.append((f"{methods.label(method)} accuracy (%) by warm-up epochs (rows) and "
+                        f"pruning iterations T at sparsity {pct_header(chosen)}", "schedule", heat))
     return out
 
 
-def _drive_schedule_table(df: pd.DataFrame, sparsity: float) -> dict[tuple[str, str], pd.DataFrame]:
-    """The heatmap's numbers as tables (empty when DRIVE's schedule was not varied)."""
-    rows, _ = fixed_rows(df[df["sparsity"] == sparsity], SCHEDULE, held_columns(df, SCHEDULE))
+def _schedule_table(df: pd.DataFrame, sparsity: float, method: str) -> dict[tuple[str, str], pd.DataFrame]:
+    """The heatmap's numbers as tables (empty when the method's schedule was not varied)."""
+    rows, _ = fixed_rows(df[df["sparsity"] == sparsity], method, SCHEDULE,
+                         held_columns(df, method, SCHEDULE))
     if rows.empty or rows[SCHEDULE].drop_duplicates().shape[0] < 2:
         return {}
     agg = aggregate(rows, metrics=["test_acc"], by=["model", "dataset"] + SCHEDULE)
-    agg = agg.assign(method="drive", label=[f"warm-up {w}" for w in agg["warmup_epochs"]])
+    agg = agg.assign(method=method, label=[f"warm-up {w}" for w in agg["warmup_epochs"]])
     tables = wide(agg, mean_std("test_acc"), column="prune_iterations", header=lambda t: f"T={t}")
     for frame in tables.values():
         frame.index.name = "warm-up epochs"

@@ -28,28 +28,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.configs import default_iterations, method_plan, resolve_config, weights_text
-from drive.record import RECORD_FILE, read_record
-
-def _method_order() -> tuple[str, ...]:
-    try:
-        from drive.methods import METHODS
-    except ImportError:  # analysis works without the pruner library
-        return ("dense", "imp", "drive", "snip", "grasp", "synflow", "magnitude", "random")
-    return tuple(METHODS.in_order())
-
-
-#: Methods in the order every table and figure uses (the method registry's); unknown methods
-#: follow alphabetically.
-METHOD_ORDER = _method_order()
+from analysis import methods
+from analysis.configs import resolve_config
+from drive.record import read_record
+from drive.schema import IDENTITY, PROGRESS, RECORD_FILE
 
 #: The tidy columns before the flattened config (``cfg.*``), in order.
 COLUMNS = (
-    "experiment", "trial_id", "status", "reason", "complete", "method", "model", "dataset",
-    "seed", "sparsity", "density", "params_remaining", "params_prunable", "warmup_epochs",
-    "prune_iterations", "level", "drive_weights", "drive_normalize", "drive_combine", "epochs",
-    "epochs_done", "test_acc", "best_test_acc", "val_acc", "prune_time_s", "train_time_s",
-    "total_time_s", "prune_samples", "collapsed_layers", "layer_density", "selection", "path",
+    "experiment", "trial_id", "status", "reason", "complete", "method", "method_label", "plan",
+    "model", "dataset", "seed", "sparsity", "density", "params_remaining", "params_prunable",
+    "warmup_epochs", "prune_iterations", "level", "epochs", "epochs_done", "test_acc",
+    "best_test_acc", "val_acc", "prune_time_s", "train_time_s", "total_time_s", "prune_samples",
+    "collapsed_layers", "layer_density", "selection", "method_info", "path",
 )
 INT_COLUMNS = ("seed", "params_remaining", "params_prunable", "warmup_epochs", "prune_iterations",
                "level", "epochs", "epochs_done", "prune_samples", "collapsed_layers")
@@ -57,8 +47,6 @@ FLOAT_COLUMNS = ("sparsity", "density", "test_acc", "best_test_acc", "val_acc", 
                  "train_time_s", "total_time_s")
 CFG_PREFIX = "cfg."
 SPARSITY_DECIMALS = 6
-#: Fields that describe a run in progress (never its accuracy).
-PROGRESS_FIELDS = ("density", "prune_time_s", "prune_samples", "train_time_s", "epochs_done")
 #: Suffixes of files in a folder that may hold a record (a sweep trial's is metrics.jsonl).
 RECORD_SUFFIXES = (".jsonl", ".json")
 
@@ -82,6 +70,7 @@ def rows_from_metrics(metrics: Mapping[str, Any], *, config: Mapping[str, Any] |
     ``extra`` (e.g. ``experiment``, ``trial_id``, ``path``) is added to every row. ``config``
     (nested or dotted) is used when ``metrics`` carries none.
     """
+    methods.learn([(metrics.get("method"), metrics.get("method_info"))])
     cfg = resolve_config(metrics.get("config") or config or {})
     status = metrics.get("status") or "running"
     base = {**extra, "status": status, "reason": metrics.get("reason"),
@@ -95,10 +84,9 @@ def rows_from_metrics(metrics: Mapping[str, Any], *, config: Mapping[str, Any] |
     elif "test_acc" in metrics:  # diverged: the numbers it reported, never aggregated
         rows.append(_row(metrics, cfg, base, complete=False))
     else:  # ended without final metrics: where it stopped, without accuracies
-        stopped = {k: metrics[k] for k in ("method", "sparsity", "model", "dataset", "seed",
-                                            "epochs", "warmup_epochs", "prune_iterations")
-                   if metrics.get(k) is not None}
-        stopped.update({k: metrics[k] for k in PROGRESS_FIELDS if metrics.get(k) is not None})
+        stopped = {k: metrics[k] for k in IDENTITY if metrics.get(k) is not None}
+        stopped.update({k: metrics[k] for k in PROGRESS if metrics.get(k) is not None})
+        stopped["method_info"] = metrics.get("method_info")
         rows.append(_row(stopped, cfg, base, complete=False))
     return rows
 
@@ -117,34 +105,40 @@ def _row(src: Mapping[str, Any], cfg: Mapping[str, Any], base: Mapping[str, Any]
         return cfg.get(cfg_key or key) if value is None else value
 
     method = pick("method")
-    plan = method_plan(method)
-    drive, imp = method == "drive", plan == "imp"
+    known = methods.info(method)
+    plan = known.plan
     iterations = pick("prune_iterations")
     if iterations is None and plan not in ("imp", "dense"):
-        iterations = default_iterations(method)
+        iterations = known.iterations
     layers = src.get("layer_density")
     collapsed = src.get("collapsed_layers")
     row = {
-        **base, "complete": complete, "method": method, "model": pick("model"),
+        **base, "complete": complete, "method": method, "method_label": known.label,
+        "plan": plan, "model": pick("model"),
         "dataset": pick("dataset"), "seed": pick("seed"), "sparsity": _round(pick("sparsity")),
         "density": src.get("density"), "params_remaining": src.get("params_remaining"),
         "params_prunable": src.get("params_prunable"),
         # warm-up means something only after a warm-up (DRIVE): others get 0, no spurious variants
         "warmup_epochs": pick("warmup_epochs") if plan == "after_warmup" else 0,
         "prune_iterations": iterations if plan != "dense" else 0,
-        "level": src.get("level") if imp else None,
-        "drive_weights": weights_text(cfg.get("drive.weights")) if drive else None,
-        "drive_normalize": cfg.get("drive.normalize") if drive else None,
-        "drive_combine": cfg.get("drive.combine") if drive else None,
+        "level": src.get("level") if plan == "imp" else None,
         "epochs": pick("epochs", "train.epochs"), "epochs_done": src.get("epochs_done"),
         **{k: src.get(k) for k in ("test_acc", "best_test_acc", "val_acc", "prune_time_s",
                                    "train_time_s", "total_time_s", "prune_samples")},
         "collapsed_layers": None if collapsed is None else len(collapsed),
         "layer_density": None if not layers else json.dumps(layers),
+        "method_info": _info_text(src.get("method_info")),
     }
     row.update({CFG_PREFIX + k: json.dumps(v) if isinstance(v, list) else v
                 for k, v in cfg.items()})
     return row
+
+
+def _info_text(raw: Any) -> str | None:
+    """A record's ``method_info`` as JSON text (it survives CSV and parquet)."""
+    if raw is None or isinstance(raw, str):
+        return raw
+    return json.dumps(raw, sort_keys=True)
 
 
 def _round(x: Any) -> float | None:
@@ -218,14 +212,11 @@ def load(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     return tidy(pd.DataFrame.from_records(rows))
 
 
-def method_key(method: object) -> int:
-    """Sort key putting methods in :data:`METHOD_ORDER` (unknown ones last)."""
-    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
-
-
-def method_rank(methods: pd.Series) -> pd.Series:
-    """:func:`method_key` of every element."""
-    return methods.map(method_key)
+def method_rank(names: pd.Series) -> pd.Series:
+    """The position of every element's method in tables and figures (built-ins in their
+    order, the others after them by name)."""
+    order = methods.order(names.dropna())
+    return names.map(lambda m: order.index(m) if m in order else len(order))
 
 
 def tidy(df: pd.DataFrame) -> pd.DataFrame:
@@ -242,16 +233,25 @@ def tidy(df: pd.DataFrame) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     df["sparsity"] = df["sparsity"].round(SPARSITY_DECIMALS)
     df["complete"] = df["complete"].fillna(False).astype(bool)
-    for col in ("experiment", "trial_id", "status", "reason", "method", "model", "dataset",
-                "drive_weights", "drive_normalize", "drive_combine", "layer_density",
-                "selection", "path"):
+    for col in ("experiment", "trial_id", "status", "reason", "method", "method_label", "plan",
+                "model", "dataset", "layer_density", "selection", "method_info", "path"):
         df[col] = df[col].astype("string")
     for col in cfg_cols:
         df[col] = _one_type(df[col])
+    methods.learn(zip(df["method"], df["method_info"]))
+    _fill_method_columns(df)
     df = df.assign(_rank=method_rank(df["method"]))
     df = df.sort_values(["experiment", "model", "dataset", "_rank", "method", "sparsity", "seed",
                          "trial_id"], na_position="last", kind="stable")
     return df.drop(columns="_rank").reset_index(drop=True)
+
+
+def _fill_method_columns(df: pd.DataFrame) -> None:
+    """``method_label`` and ``plan`` of rows that lack them (a frame built by hand)."""
+    for col, attr in (("method_label", "label"), ("plan", "plan")):
+        missing = df[col].isna() & df["method"].notna()
+        if missing.any():
+            df.loc[missing, col] = [getattr(methods.info(m), attr) for m in df.loc[missing, "method"]]
 
 
 def _one_type(values: pd.Series) -> pd.Series:
@@ -297,9 +297,9 @@ def read_saved(path: str | Path) -> pd.DataFrame:
 def layer_frame(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
     """One row per (tidy row, layer): the tidy row's keys (and the ``extra`` columns) plus
     ``layer``, ``layer_index`` (model order) and ``layer_density``."""
-    keys = ["experiment", "trial_id", "status", "complete", "method", "model", "dataset", "seed",
-            "sparsity", "level", "warmup_epochs", "prune_iterations", "drive_weights",
-            "drive_normalize", "drive_combine", "epochs", *extra]
+    keys = ["experiment", "trial_id", "status", "complete", "method", "method_label", "plan",
+            "model", "dataset", "seed", "sparsity", "level", "warmup_epochs", "prune_iterations",
+            "epochs", *extra]
     parsed = [json.loads(t) if isinstance(t, str) else {} for t in df["layer_density"].tolist()]
     out = df[keys].iloc[np.repeat(np.arange(len(df)), [len(p) for p in parsed])]
     out = out.reset_index(drop=True)

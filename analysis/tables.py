@@ -12,8 +12,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from analysis import methods
 from analysis.aggregate import attempted_levels
-from analysis.results import method_key
 
 MISSING = "—"
 Cell = Callable[[pd.Series], str]
@@ -70,17 +70,17 @@ def wide(table: pd.DataFrame, cell: Cell, df: pd.DataFrame | None = None,
     cells = {(r["model"], r["dataset"], r["method"], r["label"], r[column]): cell(r)
              for _, r in table.iterrows()}
     if df is not None and agg is not None:
-        labels, methods = set(table["label"]), set(table["method"])
+        labels, present = set(table["label"]), set(table["method"])
         levels = set(table[column]) or None
         for key, status in _why_missing(df, agg).items():
-            if ((key[3] in labels or key[2] not in methods)
+            if ((key[3] in labels or key[2] not in present)
                     and (levels is None or key[4] in levels)):
                 cells.setdefault(key, f"{MISSING} ({status})")
     out = {}
     for model, dataset in dict.fromkeys((k[0], k[1]) for k in cells):
         keys = [k for k in cells if k[:2] == (model, dataset)]
         rows = sorted(dict.fromkeys((k[2], k[3]) for k in keys),
-                      key=lambda ml: (method_key(ml[0]), str(ml[0]), ml[1]))
+                      key=lambda ml: (methods.order_key(ml[0]), ml[1]))
         levels = sorted({k[4] for k in keys})
         frame = pd.DataFrame(MISSING, index=[lb for _, lb in rows],
                              columns=[header(s) for s in levels])
@@ -112,7 +112,7 @@ def failed_trials(df: pd.DataFrame) -> pd.DataFrame:
         done = int(t["complete"].sum())
         progress = []
         if not pd.isna(last["epochs_done"]):  # IMP's epochs run over all its rounds
-            per_round = pd.isna(last["epochs"]) or last["method"] == "imp"
+            per_round = pd.isna(last["epochs"]) or last["plan"] == "imp"
             total = "" if per_round else f"/{last['epochs']}"
             progress.append(f"{last['epochs_done']}{total} epochs")
         if done:

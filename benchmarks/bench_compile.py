@@ -21,8 +21,17 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import (step_timing_arguments, Case, csv_list, device_argument, entry_point, median, print_table, resolve,
-                               side_by_side, sync)
+from benchmarks.common import (
+    Case,
+    csv_list,
+    entry_point,
+    median,
+    print_table,
+    resolve,
+    side_by_side,
+    step_timing_arguments,
+    sync,
+)
 from drive.config import TrainConfig
 from drive.masks import Masks
 from drive.models import MODELS, build_model

@@ -20,10 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
-from benchmarks.common import Case, best, csv_list, device_argument, entry_point, print_table, resolve, side_by_side
+from benchmarks.common import (
+    Case,
+    best,
+    csv_list,
+    device_argument,
+    entry_point,
+    print_table,
+    resolve,
+    side_by_side,
+)
 from drive.config import DataConfig
 from drive.data import load_dataset, make_loaders
 

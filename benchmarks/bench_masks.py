@@ -24,8 +24,18 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import (step_timing_arguments, Case, best, csv_list, device_argument, entry_point, median, print_table,
-                               resolve, side_by_side, verdict)
+from benchmarks.common import (
+    Case,
+    best,
+    csv_list,
+    entry_point,
+    median,
+    print_table,
+    resolve,
+    side_by_side,
+    step_timing_arguments,
+    verdict,
+)
 from drive.config import TrainConfig
 from drive.masks import Masks
 from drive.models import build_model

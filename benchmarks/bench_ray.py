@@ -78,7 +78,8 @@ def sweep(epochs: int, trials: int, storage: str, name: str, max_concurrent: int
     """Wall time of Ray's start-up and of one sweep of the trials, and Ray workers' torch threads."""
     import ray
 
-    from sweeps.launch import init_ray, run_sweep
+    from sweeps.launch import run_sweep
+    from sweeps.runtime import init_ray
     from sweeps.spec import load_spec
 
     spec = load_spec(tree={"name": name, "storage": storage, "experiment": base_experiment(epochs),

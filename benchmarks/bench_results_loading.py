@@ -19,7 +19,8 @@ from typing import Any
 
 from benchmarks.common import Case, best, entry_point, print_table, side_by_side, verdict
 from drive.config import set_dotted
-from drive.record import RECORD_FILE, Recorder
+from drive.record import Recorder
+from drive.schema import RECORD_FILE
 
 METHODS = ["drive", "snip", "grasp", "synflow", "magnitude", "random", "imp"]
 SPARSITIES = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99]

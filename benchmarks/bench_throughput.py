@@ -44,16 +44,32 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
-from benchmarks.common import (Case, best, csv_list, device_argument, entry_point, print_table, resolve,
-                               side_by_side, verdict)
+from benchmarks.common import (
+    Case,
+    best,
+    csv_list,
+    device_argument,
+    entry_point,
+    print_table,
+    resolve,
+    side_by_side,
+    verdict,
+)
 from benchmarks.peak import measured_peak, training_flops
 from drive.config import DataConfig, TrainConfig
 from drive.data import load_dataset, make_loaders
-from drive.data.safe_pickle import dump_batch
 from drive.data.cifar import CIFAR10_MEAN, CIFAR10_STD
+from drive.data.safe_pickle import dump_batch
 from drive.masks import Masks
 from drive.models import build_model
-from drive.train import autocast, compile_enabled, input_dtype, make_optimizer, train_epoch, training_model
+from drive.train import (
+    autocast,
+    compile_enabled,
+    input_dtype,
+    make_optimizer,
+    train_epoch,
+    training_model,
+)
 
 CIFAR10_TRAIN = 50_000
 H100_EPOCH_TARGET_S = 3.0

@@ -1,8 +1,13 @@
 """Typed, validated configuration of one pruning experiment.
 
 A config is a pydantic model with defaults for everything, so ``ExperimentConfig()`` is the
-embedded default (DRIVE on scikit-learn's digits at 90% sparsity). Configs come from YAML files
-(loaded with ``yaml.safe_load``), from dicts and from ``key=value`` overrides with dotted names.
+embedded default (DRIVE on scikit-learn's digits at 90% sparsity). It holds generic sections
+(``data``, ``train``, ``prune``, ``finetune``) and the arguments of its method in a section named
+after the method (``drive: {weights: [1, 1, 1]}``), checked by the method's own model
+(:class:`drive.method.MethodArgs`) and available as ``config.args``. The sections of the other
+built-in methods may be given too (a sweep's base config serves every method): they are checked
+and left out of the resolved config. Configs come from YAML files (loaded with
+``yaml.safe_load``'s loader), from dicts and from ``key=value`` overrides with dotted names.
 Every validation problem becomes one line ``field: what is allowed`` (see :class:`ConfigError`).
 """
 
@@ -14,22 +19,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from drive.checked import CheckedModel
 from drive import yaml_files
-
-
-class ConfigError(ValueError):
-    """Invalid configuration; ``str()`` is one line per problem, each naming the field."""
-
-    def __init__(self, problems: list[str] | str):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("\n".join(self.problems))
-
-    def __reduce__(self):  # picklable with every line intact (errors cross process boundaries)
-        return (type(self), (self.problems,))
-
+from drive.checked import CheckedModel
+from drive.errors import ConfigError, RegistryError
+from drive.method import BUILTINS, Method, MethodArgs, get_method
 
 #: Largest seed: numpy's and scikit-learn's seeds are 32-bit.
 MAX_SEED = 2**32 - 1
@@ -121,36 +125,6 @@ class PruneConfig(_Section):
                                          "as GraSP's and FORCE's reference code)")
 
 
-class DriveConfig(_Section):
-    """DRIVE's score: a combination of |w|, |w*g| and |g| (DESIGN.md, "Scores")."""
-
-    weights: list[float] = Field(default_factory=lambda: [1.0, 1.0, 1.0],
-                                 description="[a, b, c] for |w|, |w*g|, |g|")
-    normalize: Literal["mean", "none"] = "mean"
-    combine: Literal["sum", "product"] = "sum"
-
-    @field_validator("weights")
-    @classmethod
-    def _three_nonnegative(cls, v: list[float]) -> list[float]:
-        if len(v) != 3 or any(w < 0 for w in v) or not any(w > 0 for w in v):
-            raise ValueError("must be three non-negative numbers, at least one positive")
-        return v
-
-
-class SynflowConfig(_Section):
-    float64: bool = Field(True, description="compute the scores in float64 (float32 rounding "
-                          "decides near-ties); scores are exact at any depth either way")
-
-
-class GraspConfig(_Section):
-    temperature: float = Field(200.0, gt=0, description="softmax temperature (Wang et al. use 200)")
-
-
-class ProsprConfig(_Section):
-    steps: int = Field(3, ge=1, le=100, description="inner SGD steps of the meta-gradient (Alizadeh et al. use 3)")
-    lr: float | None = Field(None, gt=0, description="inner learning rate; None = train.lr")
-
-
 class FinetuneConfig(_Section):
     """Fine-tuning after pruning a trained network (``magnitude_after``)."""
 
@@ -158,53 +132,34 @@ class FinetuneConfig(_Section):
     lr: float | None = Field(None, gt=0, description="constant fine-tuning LR; None = train.lr / 10")
 
 
-class ImpConfig(_Section):
-    rate: float = Field(0.2, gt=0, lt=1, description="share of remaining weights pruned per round")
-    rewind: Literal["weights", "lr"] = Field("weights", description="after pruning, rewind the "
-                                             "weights and the LR (lottery tickets) or the LR only "
-                                             "(learning-rate rewinding, Renda et al. 2020)")
-    rewind_epoch: int = Field(0, ge=0, description="epoch the weights (or LR schedule) rewind to")
-    branches: list[float] = Field(default_factory=list,
-                                  description="extra sparsities, each a branch off the trunk (reported)")
-
-    @field_validator("branches")
-    @classmethod
-    def _branches_in_range(cls, v: list[float]) -> list[float]:
-        if any(not 0 < s < 1 for s in v):
-            raise ValueError("must be sparsities in (0, 1)")
-        return sorted(set(v))
-
-
 class ExperimentConfig(_Section):
-    """One experiment: model, data, method, target sparsity, training and pruning settings."""
+    """One experiment: model, data, method (and its arguments), target sparsity, training and
+    pruning settings."""
 
-    method: str = Field("drive", description="a method of drive.methods.METHODS or package.module:NAME")
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field("drive", description="a method of drive.method.METHODS or package.module:NAME")
     sparsity: float = Field(0.9, description="target share of prunable weights removed, in [0, 1)")
     model: str = Field("digits_cnn", description="registry name or package.module:factory")
     model_args: dict[str, Any] = Field(default_factory=dict)
     dataset: str = Field("digits", description="registry name or package.module:factory")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds torch, numpy and the data order")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    warmup_epochs: int = Field(2, ge=0, description="DRIVE: dense epochs before pruning")
+    warmup_epochs: int = Field(2, ge=0, description="methods that prune after a warm-up (DRIVE): "
+                               "dense epochs before pruning")
     prune_iterations: int | None = Field(None, description="T; None = the method's default")
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     prune: PruneConfig = Field(default_factory=PruneConfig)
-    drive: DriveConfig = Field(default_factory=DriveConfig)
-    synflow: SynflowConfig = Field(default_factory=SynflowConfig)
-    grasp: GraspConfig = Field(default_factory=GraspConfig)
-    imp: ImpConfig = Field(default_factory=ImpConfig)
-    prospr: ProsprConfig = Field(default_factory=ProsprConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    _args: MethodArgs | None = PrivateAttr(None)
 
     @field_validator("method")
     @classmethod
     def _known_method(cls, v: str) -> str:
-        from drive.methods import get_method  # the registry imports the scores, which import this
-
         try:
             get_method(v)
-        except LookupError as e:
+        except RegistryError as e:
             raise ValueError(str(e).removeprefix("method: ")) from None
         return v
 
@@ -236,33 +191,77 @@ class ExperimentConfig(_Section):
             raise ValueError("must be auto, cpu, cuda or cuda:N")
         return v
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _dense_has_no_sparsity(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("method") == "dense":
-            data = {**data, "sparsity": 0.0}
-        return data
+    def _with_method_arguments(cls, data: Any, handler: Any) -> ExperimentConfig:
+        """Validate the generic fields and every method section together (one line per problem
+        of either), keep the method's arguments, then run the plan's and the method's checks."""
+        if not isinstance(data, dict):
+            return handler(data)
+        data = dict(data)
+        method = data.get("method", cls.model_fields["method"].default)
+        if method == "dense":
+            data["sparsity"] = 0.0
+        spec = _lookup(method)
+        sections = {}
+        for key in [k for k in data if k not in cls.model_fields]:
+            if key in BUILTINS or (spec is not None and key == spec.section):
+                sections[key] = data.pop(key)
+            elif spec is None and isinstance(method, str) and ":" in method:
+                data.pop(key)  # a section of a method that cannot be imported: its error says it
+        errors: list[InitErrorDetails] = []
+        try:
+            cfg = handler(data)
+        except ValidationError as e:
+            errors += _details(e)
+        args = None
+        for key, value in sections.items():
+            owner = spec if spec is not None and key == spec.section else get_method(key)
+            try:
+                validated = owner.args.model_validate({} if value is None else value)
+            except ValidationError as e:
+                errors += _details(e, (key,), owner)
+                continue
+            if owner is spec:
+                args = validated
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        cfg._args = args if args is not None else spec.args()
+        cfg._check()
+        return cfg
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ExperimentConfig:
-        if self.spec.plan == "after_warmup" and self.warmup_epochs >= self.train.epochs:
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any, info: Any) -> dict[str, Any]:
+        out = handler(self)
+        if self._args is not None and self.spec.has_args:
+            out[self.spec.section] = self._args.model_dump(mode=info.mode)
+        return out
+
+    def _check(self) -> None:
+        """The checks that need several fields: the plan's, then the method's own."""
+        spec = self.spec
+        if spec.section in type(self).model_fields:
+            raise ValueError(f"method: {self.method}'s arguments would be the section "
+                             f"{spec.section!r}, which is a generic field; declare the Method "
+                             "under another name")
+        if spec.plan == "after_warmup" and self.warmup_epochs >= self.train.epochs:
             raise ValueError(f"warmup_epochs: must be less than train.epochs ({self.train.epochs}), "
                              f"got {self.warmup_epochs}")
-        self.spec.check_scope(self.prune.scope)
-        if self.spec.plan == "imp" and any(b >= self.sparsity for b in self.imp.branches):
-            raise ValueError(f"imp.branches: must be below sparsity ({self.sparsity}), the trial's "
-                             f"headline level, got {self.imp.branches}")
-        if self.spec.plan == "imp" and self.imp.rewind_epoch >= self.train.epochs:
-            raise ValueError(f"imp.rewind_epoch: must be less than train.epochs ({self.train.epochs}), "
-                             f"got {self.imp.rewind_epoch}")
-        return self
+        spec.check_scope(self.prune.scope)
+        if spec.check is not None:
+            spec.check(self)
 
     @property
-    def spec(self):
-        """The method's registry entry (:class:`drive.methods.Method`)."""
-        from drive.methods import get_method
-
+    def spec(self) -> Method:
+        """The method (:class:`drive.method.Method`)."""
         return get_method(self.method)
+
+    @property
+    def args(self) -> MethodArgs:
+        """The method's arguments (its :attr:`Method.args` model, defaults filled in)."""
+        if self._args is None:
+            self._args = self.spec.args()
+        return self._args
 
     @property
     def iterations(self) -> int:
@@ -274,6 +273,33 @@ class ExperimentConfig(_Section):
     @property
     def density(self) -> float:
         return 1.0 - self.sparsity
+
+
+def _lookup(method: Any) -> Method | None:
+    """The method named ``method``, or None when it names none (its field reports why)."""
+    if not isinstance(method, str):
+        return None
+    try:
+        return get_method(method)
+    except RegistryError:
+        return None
+
+
+def _details(error: ValidationError, prefix: tuple[str, ...] = (),
+             method: Method | None = None) -> list[InitErrorDetails]:
+    """A validation error's problems, their locations under ``prefix``, to raise again (an
+    unknown key in a method's section names the method and its arguments)."""
+    out = []
+    for e in error.errors():
+        kind: Any = e["type"]
+        if method is not None and kind == "extra_forbidden":
+            names = ", ".join(method.args.model_fields)
+            kind = PydanticCustomError(
+                "unknown_argument", "unknown argument of method {method} ({allowed})",
+                {"method": method.name, "allowed": f"its arguments: {names}" if names else "it takes none"})
+        out.append(InitErrorDetails(type=kind, loc=(*prefix, *e["loc"]), input=e.get("input"),
+                                    ctx=e.get("ctx", {})))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

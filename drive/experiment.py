@@ -21,20 +21,27 @@ from typing import Any
 
 import torch
 
-from drive.config import ConfigError, ExperimentConfig
+from drive.config import ExperimentConfig
 from drive.data import load_dataset, make_loaders, make_val_loader
 from drive.data.augment import derive_seed
 from drive.data.balanced import class_balanced_batches
+from drive.errors import CheckpointError, ConfigError, Diverged
 from drive.imp import prune_by_magnitude, rewind, snapshot
 from drive.masks import Masks, check_keeps_a_weight
 from drive.models import build_model
 from drive.plan import Stage, make_plan, stage_density
-from drive.record import identity
 from drive.prune import prune_iteratively
+from drive.schema import identity
 from drive.scores import ScoreContext
-from drive.state import CheckpointError, check_same_experiment, cpu_copy
-from drive.train import (Diverged, evaluate, input_dtype, make_optimizer, make_scheduler, train_epoch,
-                         training_model)
+from drive.state import check_same_experiment, cpu_copy
+from drive.train import (
+    evaluate,
+    input_dtype,
+    make_optimizer,
+    make_scheduler,
+    train_epoch,
+    training_model,
+)
 
 STATE_VERSION = 3  # 3: masks packed as bits, init weights only when the plan rewinds to them
 READABLE_VERSIONS = (2, 3)
@@ -105,6 +112,7 @@ class Experiment:
         self.stage_index, self.epoch, self.epochs_done = 0, self.plan[0].start, 0
         self.timers = {"prune": 0.0, "train": 0.0, "eval": 0.0, "wall": 0.0}
         self.prune_samples = 0
+        self.method_metrics: dict[str, Any] = {}  # a method's extra results (ScoreContext.results)
         self.mask_time = (0.0, 0)  # prune timer and samples when the current mask was made
         self.history: list[dict[str, Any]] = []
         self.levels: list[dict[str, Any]] = []
@@ -144,8 +152,8 @@ class Experiment:
         cfg = self.cfg
         if self.optimizer is None:
             self._new_optimizer(stage)
-        if (cfg.spec.plan == "imp" and cfg.imp.rewind == "weights" and stage.level == 0
-                and self.epoch == cfg.imp.rewind_epoch):
+        if (cfg.spec.plan == "imp" and cfg.args.rewind == "weights" and stage.level == 0
+                and self.epoch == cfg.args.rewind_epoch):
             self.rewind_weights = snapshot(self.model)
         # order, augmentation and dropout are functions of (seed, round, epoch) alone
         key = stage.round * cfg.train.epochs + self.epoch
@@ -186,13 +194,12 @@ class Experiment:
             ctx = ScoreContext(
                 model=self.model, weights=self.masks.weights, keep=self.masks.keep,
                 batches=self._score_batches() if cfg.spec.data else (),
-                input_shape=self.data.sample_shape, seed=cfg.seed, drive=cfg.drive,
-                grasp_temperature=cfg.grasp.temperature, synflow_float64=cfg.synflow.float64,
-                label_smoothing=cfg.train.label_smoothing, bn=cfg.prune.bn, prospr_steps=cfg.prospr.steps,
-                prospr_lr=cfg.prospr.lr or cfg.train.lr)
-            prune_iteratively(stage.method, self.masks, ctx, stage.density, stage.iterations,
+                input_shape=self.data.sample_shape, seed=cfg.seed, args=cfg.args,
+                label_smoothing=cfg.train.label_smoothing, bn=cfg.prune.bn, lr=cfg.train.lr)
+            prune_iteratively(cfg.spec, self.masks, ctx, stage.density, stage.iterations,
                               cfg.prune.schedule, cfg.prune.scope)
             self.prune_samples += ctx.samples
+            self.method_metrics.update(ctx.results)
         if self.optimizer is not None:
             self.masks.mask_optimizer_state(self.optimizer)
         if self.device.type == "cuda":
@@ -228,7 +235,7 @@ class Experiment:
 
     def _rewind(self, stage: Stage) -> dict[str, Any]:
         imp = self.cfg.spec.plan == "imp"
-        if not (imp and self.cfg.imp.rewind == "lr"):  # LR rewinding keeps the trained weights
+        if not (imp and self.cfg.args.rewind == "lr"):  # LR rewinding keeps the trained weights
             rewind(self.model, self.rewind_weights if imp else self.init_weights, self.masks)
         return {"phase": "rewind", "level": stage.level, "epoch": self.epoch}
 
@@ -324,7 +331,8 @@ class Experiment:
             "prune_time_s": prune_time, "prune_samples": prune_samples,
             "train_time_s": train_time, "total_time_s": prune_time + train_time,
             "eval_time_s": self.timers["eval"], "wall_time_s": self.timers["wall"],
-            "levels": self.levels, "history": self.history,
+            "method_metrics": dict(self.method_metrics), "levels": self.levels,
+            "history": self.history, "method_info": cfg.spec.info(),
             "config": cfg.model_dump(mode="json"),
         }
 
@@ -352,6 +360,7 @@ class Experiment:
             "trunk": self.trunk,
             "timers": dict(self.timers), "prune_samples": self.prune_samples,
             "mask_time": list(self.mask_time), "history": self.history, "levels": self.levels,
+            "method_metrics": dict(self.method_metrics),
             "stage_best": self.stage_best, "stage_time": self.stage_time, "last_test": list(self.last_test) if self.last_test else None,
             "last_val": list(self.last_val) if self.last_val else None,
             "rng": torch.get_rng_state(),
@@ -378,6 +387,7 @@ class Experiment:
         self.timers, self.prune_samples = dict(state["timers"]), state["prune_samples"]
         self.mask_time = tuple(state["mask_time"])
         self.history, self.levels = list(state["history"]), list(state["levels"])
+        self.method_metrics = dict(state.get("method_metrics") or {})
         self.stage_best, self.stage_time = state["stage_best"], state["stage_time"]
         self.last_test = tuple(state["last_test"]) if state["last_test"] else None
         self.last_val = tuple(state["last_val"]) if state.get("last_val") else None

@@ -13,24 +13,13 @@ checkpointing between rounds.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from drive.masks import Masks
-
-_TOL = 1e-9
-
-
-def imp_rounds(sparsity: float, rate: float) -> int:
-    """Rounds of a standalone IMP run to ``sparsity``: ceil(log(1 - s) / log(1 - rate))."""
-    if not 0 < rate < 1:
-        raise ValueError("imp.rate: must be in (0, 1)")
-    if sparsity <= 0:
-        return 0
-    return math.ceil(math.log(1 - sparsity) / math.log(1 - rate) - _TOL)
+from drive.methods.imp import imp_rounds
 
 
 def trunk_density(level: int, rate: float) -> float:

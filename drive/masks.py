@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from drive.bits import pack_bits, unpack_bits
-from drive.config import ConfigError
+from drive.errors import ConfigError
 
 PRUNABLE_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
 

@@ -4,7 +4,7 @@ Because the plan is a pure function of the config, a checkpoint only needs to sa
 (and which epoch of it) comes next to resume anywhere: in warm-up, after pruning, or in any
 IMP round of the trunk or of a branch.
 
-(the plan of a method is in its registry entry, :mod:`drive.methods`)
+(a method names its plan: :attr:`drive.method.Method.plan`)
 
 - dense:   train 0..E
 - at init: prune (T iterations) -> train 0..E
@@ -91,8 +91,9 @@ def make_plan(cfg: ExperimentConfig) -> list[Stage]:
 
 
 def _imp_plan(cfg: ExperimentConfig) -> list[Stage]:
-    epochs, r, rate = cfg.train.epochs, cfg.imp.rewind_epoch, cfg.imp.rate
-    wanted = branches([cfg.sparsity, *cfg.imp.branches], rate)
+    args = cfg.args
+    epochs, r, rate = cfg.train.epochs, args.rewind_epoch, args.rate
+    wanted = branches([cfg.sparsity, *args.branches], rate)
     if not wanted:
         return [Stage("train", "train", 0, epochs, fresh_optimizer=True)]
     depth = max(b.parent for b in wanted)

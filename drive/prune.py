@@ -12,13 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from drive.errors import ScoreError
 from drive.masks import Masks
+from drive.method import Method, get_method
 from drive.scores import ScoreContext, Scores
-
-
-class ScoreError(ValueError):
-    """A method produced a score that cannot be ranked (NaN or infinite); one line naming the
-    method and the layer."""
 
 
 def density_schedule(density: float, iterations: int, schedule: str = "exponential") -> list[float]:
@@ -46,7 +43,7 @@ class PruneReport:
     samples: int
 
 
-def prune_iteratively(method: str, masks: Masks, ctx: ScoreContext, density: float,
+def prune_iteratively(method: str | Method, masks: Masks, ctx: ScoreContext, density: float,
                       iterations: int, schedule: str = "exponential",
                       scope: str = "global") -> PruneReport:
     """Prune ``masks`` to ``density`` in ``iterations`` steps, rescoring with ``method`` each time.
@@ -54,9 +51,10 @@ def prune_iteratively(method: str, masks: Masks, ctx: ScoreContext, density: flo
     A pruned weight stays pruned, except for a method whose entry ``revives`` (FORCE): there
     every weight competes again at each iteration, with its value from before pruning.
     """
-    from drive.methods import get_method  # the registry imports this module's users
-
-    spec = get_method(method)
+    spec = get_method(method) if isinstance(method, str) else method
+    method = spec.name
+    if ctx.args is None:
+        ctx.args = spec.args()
     spec.check_scope(scope)
     if spec.revives:  # every weight competes at every iteration, with its value before pruning
         ctx.dense = {n: w.detach().clone() for n, w in masks.weights.items()}

@@ -1,4 +1,5 @@
-"""The result contract: one experiment's record, written as JSON Lines while it runs.
+"""The result contract: one experiment's record, written as JSON Lines while it runs, and read
+back. Its keys are those of :mod:`drive.schema`.
 
 Every experiment, from ``drive-sweep prune --out FILE`` or a sweep trial (``metrics.jsonl`` in
 its folder), writes one file, line by line, each line flushed as it is written:
@@ -28,31 +29,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: The contract file's name inside a sweep trial's folder.
-RECORD_FILE = "metrics.jsonl"
-#: Version of the line format, in every ``start`` line.
-VERSION = 1
-STATUSES = ("finished", "diverged", "errored", "stopped", "interrupted", "running")
-#: Statuses after which a trial is never run again (a resumed sweep skips it).
-TERMINAL = ("finished", "diverged", "stopped")
-#: The metrics a record's ``epoch`` lines (and a sweep's reports) can carry.
-REPORTED_METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
+from drive.errors import StorageError
+from drive.schema import IDENTITY, NOT_IN_END, PROGRESS, STATUSES, VERSION, identity, unknown_keys
 
 Append = Callable[[str], None]
 
 
-class StorageError(OSError):
-    """The record (or a sweep's storage) cannot be written; one line naming the path."""
+@dataclass
+class Sink:
+    """Where a record goes: ``append(text)``, the text it holds already (``""`` for none), and
+    ``reset()`` to empty it (a record started afresh)."""
 
-    def __reduce__(self):  # picklable with the message intact (trials run in other processes)
-        return (type(self), (str(self),))
+    append: Append
+    existing: str
+    reset: Callable[[], None]
 
 
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """``Type: message`` on one line (a multi-line message joined with ``; ``), at most ``limit``."""
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    text = f"{type(error).__name__}: {'; '.join(lines)}" if lines else type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def local_sink(path: str | Path) -> Sink:
+    """The record at the local (or NFS) file ``path``; errors are :class:`StorageError`."""
+    path = Path(path)
+    try:
+        existing = path.read_text(errors="replace") if path.is_file() else ""
+    except OSError as e:
+        raise StorageError(f"storage: cannot read {path} ({e.strerror or e})") from None
+    sink = Sink(local_appender(path), existing, lambda: None)
+
+    def reset() -> None:
+        sink.append = local_appender(path, truncate=True)
+        sink.existing = ""
+
+    sink.reset = reset
+    return sink
 
 
 def local_appender(path: str | Path, truncate: bool = False) -> Append:
@@ -92,23 +99,6 @@ def _ends_cut(path: Path) -> bool:
         return f.read(1) != b"\n"
 
 
-def identity(config: Any) -> dict[str, Any]:
-    """What ran, from an ``ExperimentConfig``: the keys the ``start`` line and the final metrics
-    agree on (``warmup_epochs`` only for a method trained before pruning; ``prune_iterations``
-    is T, IMP's rounds, or 0 for dense)."""
-    plan = config.spec.plan
-    if plan == "imp":
-        from drive.imp import imp_rounds  # imports torch: only writers get here
-
-        iterations = imp_rounds(config.sparsity, config.imp.rate)
-    else:
-        iterations = 0 if plan == "dense" else config.iterations
-    return {"method": config.method, "sparsity": config.sparsity, "model": config.model,
-            "dataset": config.dataset, "seed": config.seed, "epochs": config.train.epochs,
-            "warmup_epochs": config.warmup_epochs if plan == "after_warmup" else 0,
-            "prune_iterations": iterations}
-
-
 def _clean(value: Any) -> Any:
     """JSON-safe: NaN/inf become None (the record stays valid JSON)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -132,6 +122,11 @@ class Recorder:
         self._append = append or local_appender(path, truncate=truncate)
 
     def write(self, event: str, **fields: Any) -> None:
+        """One line of kind ``event``; a key the schema (:data:`drive.schema.LINES`) does not
+        name is refused (ValueError), so that no producer invents a key no reader knows."""
+        unknown = unknown_keys(event, fields)
+        if unknown:
+            raise ValueError(f"record: a {event} line has no key {', '.join(unknown)} (drive.schema)")
         line = {"event": event, "time": round(time.time(), 3), **fields}
         self._append(json.dumps(_clean(line), separators=(",", ":")) + "\n")
 
@@ -141,7 +136,7 @@ class Recorder:
         """The first line of an attempt: identity, resolved config, provenance."""
         self.write("start", record=VERSION, **identity(config), trial_id=trial_id,
                    resumed=resumed, selection=selection, provenance=provenance,
-                   config=config.model_dump(mode="json"))
+                   method_info=config.spec.info(), config=config.model_dump(mode="json"))
 
     def progress(self, metrics: dict[str, Any], level: dict[str, Any] | None = None) -> None:
         """An epoch (or pruning step) line, and a level line when an IMP level finished."""
@@ -151,39 +146,16 @@ class Recorder:
 
     def end(self, metrics: dict[str, Any]) -> None:
         """The experiment ended by itself: its status and final metrics (no history/config)."""
-        self.write("end", stopped_by=None,
-                   **{k: v for k, v in metrics.items() if k not in ("history", "config")})
+        self.write("end", stopped_by=None, **{k: v for k, v in metrics.items() if k not in NOT_IN_END})
 
-    def end_status(self, status: str, reason: str | None, stopped_by: str | None = None) -> None:
-        """The experiment ended without final metrics: errored, stopped or interrupted."""
+    def end_status(self, status: str, reason: str | None, stopped_by: str | None = None,
+                   epochs_done: int | None = None) -> None:
+        """The experiment ended without final metrics: errored, stopped or interrupted (a driver
+        that ends a trial's record says how many epochs it had done)."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-        self.write("end", status=status, reason=reason, stopped_by=stopped_by)
-
-
-def record_run(experiment: Any, recorder: Recorder,
-               callback: Callable[[Any], None] | None = None) -> dict[str, Any]:
-    """Run ``experiment`` (a ``drive.experiment.Experiment``) recording every line.
-
-    An exception writes ``end`` with status ``errored`` and its one-line reason, then
-    propagates; ``BaseException`` (a stop, Ctrl-C) writes nothing: whoever stopped it records
-    why.
-    """
-
-    def on_progress(p: Any) -> None:
-        recorder.progress(p.metrics, p.level)
-        if callback is not None:
-            callback(p)
-
-    try:
-        metrics = experiment.run(on_progress)
-    except StorageError:
-        raise
-    except Exception as e:
-        recorder.end_status("errored", one_line(e))
-        raise
-    recorder.end(metrics)
-    return metrics
+        extra = {} if epochs_done is None else {"epochs_done": epochs_done}
+        self.write("end", status=status, reason=reason, stopped_by=stopped_by, **extra)
 
 
 # ---- reading ------------------------------------------------------------------------------
@@ -217,20 +189,18 @@ class Record:
         A record without final metrics gets its identity, status, reason, the progress of its
         last epoch line (density, times, epochs done) and the levels it finished.
         """
-        ident = {k: self.start.get(k) for k in ("method", "sparsity", "model", "dataset", "seed",
-                                                 "epochs", "warmup_epochs", "prune_iterations")}
+        ident = {k: self.start.get(k) for k in IDENTITY}
         out: dict[str, Any] = {**ident, "status": self.status, "reason": self.reason}
         last = self.history[-1] if self.history else {}
         if self.end and "test_acc" in self.end:  # ended by itself: the final metrics
             out.update({k: v for k, v in self.end.items() if k not in ("event", "time")})
             out.setdefault("epochs_done", last.get("epochs_done"))
         else:
-            out.update({k: last[k] for k in ("density", "prune_time_s", "prune_samples",
-                                             "train_time_s", "epochs_done") if k in last})
+            out.update({k: last[k] for k in PROGRESS if k in last})
             out["levels"] = list(self.levels)
             if self.end:
                 out["stopped_by"] = self.end.get("stopped_by")
-        out.update(history=self.history, config=self.config,
+        out.update(history=self.history, config=self.config, method_info=self.start.get("method_info"),
                    provenance=self.start.get("provenance"), selection=self.start.get("selection"),
                    trial_id=self.start.get("trial_id"), attempts=self.attempts)
         return out

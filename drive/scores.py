@@ -1,25 +1,28 @@
-"""One scoring function per pruning method. Higher score = keep the weight.
+"""What every scoring function works with: the :class:`ScoreContext`, the model's mode while it
+scores, and the loss gradient that the gradient-based scores share. Higher score = keep.
 
-Every function takes a :class:`ScoreContext` and returns ``{layer name: score tensor}`` shaped
-like the layer's weight. Scores are computed on the masked network (pruned weights are zero),
-and ``ctx.samples`` counts the forward+backward sample passes spent, a hardware-independent cost.
+A method's score (``drive/methods/<name>.py``) takes a :class:`ScoreContext` and returns
+``{layer name: score tensor}`` shaped like the layer's weight. Scores are computed on the masked
+network (pruned weights are zero), and ``ctx.samples`` counts the forward+backward sample passes
+spent, a hardware-independent cost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from drive.config import DriveConfig
-from drive.synflow import synflow_scores
+from drive.method import MethodArgs
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Scores = dict[str, torch.Tensor]
+A = TypeVar("A", bound=MethodArgs)
 
 
 @dataclass
@@ -29,7 +32,10 @@ class ScoreContext:
     ``weights`` are the prunable weights ``{layer name: parameter}`` of ``model`` and ``keep``
     their current keep-masks. ``batches`` are training batches (used by data-driven scores),
     scored with the training loss (``label_smoothing`` included); ``input_shape`` is the shape
-    of one sample, (C, H, W) or (C, L), for SynFlow's all-ones input.
+    of one sample, (C, H, W) or (C, L), for data-free scores (SynFlow's all-ones input).
+    ``args`` are the method's arguments (its :class:`~drive.method.MethodArgs` model); ``lr`` is
+    the training's learning rate. A score may put extra results of its own into ``results``
+    (recorded with the experiment's metrics as ``method_metrics``).
     """
 
     model: nn.Module
@@ -39,17 +45,22 @@ class ScoreContext:
     input_shape: tuple[int, ...] = ()
     seed: int = 0
     iteration: int = 1
-    drive: DriveConfig = field(default_factory=DriveConfig)
-    grasp_temperature: float = 200.0
-    synflow_float64: bool = False
+    args: MethodArgs | None = None
     label_smoothing: float = 0.0
     bn: str = "eval"  # "train": BN on batch statistics (and dropout on), as the reference codes
+    lr: float = 0.1  # the training's learning rate
     density: float = 1.0  # the density this iteration prunes to
     dense: dict[str, torch.Tensor] | None = None  # the weights before pruning began (FORCE)
-    prospr_steps: int = 3
-    prospr_lr: float = 0.1
     samples: int = 0
-    synflow_log_r: float | None = None  # log of SynFlow's R at the last scoring, for the record
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def arguments(self, model: type[A]) -> A:
+        """``args`` as the method's model ``model`` (its defaults when none were given)."""
+        if self.args is None:
+            return model()
+        if not isinstance(self.args, model):
+            raise TypeError(f"the score takes {model.__name__} arguments, got {type(self.args).__name__}")
+        return self.args
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The training loss (mean cross-entropy with the training's label smoothing)."""
@@ -88,19 +99,9 @@ def scoring_mode(ctx: ScoreContext, bn: str | None = None) -> Iterator[None]:
                     b.copy_(saved[k])
 
 
-def _abs_weights(ctx: ScoreContext) -> Scores:
+def abs_weights(ctx: ScoreContext) -> Scores:
+    """|w| of every prunable weight."""
     return {n: w.detach().abs() for n, w in ctx.weights.items()}
-
-
-def magnitude(ctx: ScoreContext) -> Scores:
-    """|w|."""
-    return _abs_weights(ctx)
-
-
-def random(ctx: ScoreContext) -> Scores:
-    """Uniform random scores from a generator seeded by (seed, iteration)."""
-    gen = torch.Generator().manual_seed(ctx.seed * 100_003 + ctx.iteration)
-    return {n: torch.rand(w.shape, generator=gen).to(w.device) for n, w in ctx.weights.items()}
 
 
 def loss_gradients(ctx: ScoreContext) -> Scores:
@@ -118,96 +119,7 @@ def loss_gradients(ctx: ScoreContext) -> Scores:
     return grads
 
 
-def snip(ctx: ScoreContext) -> Scores:
-    """Connection sensitivity |w * g| (Lee et al. 2019)."""
-    grads = loss_gradients(ctx)
-    return {n: (w.detach() * grads[n]).abs() for n, w in ctx.weights.items()}
-
-
-def grasp(ctx: ScoreContext) -> Scores:
-    """GraSP (Wang et al. 2020): ``w * (H g)``, with H g by double backprop; keep the highest.
-
-    The paper scores ``S(-w) = -w * Hg`` and *removes* the weights with the highest ``S(-w)``
-    (Algorithm 1; both reference implementations do the same), which is keeping the highest
-    ``w * Hg``. Logits are divided by ``grasp_temperature`` (200 in the paper). ``g`` and ``H``
-    are those of the masked network: the gradient of pruned weights is masked, so at T > 1
-    ``Hg`` is ``H_kk g_k`` over the kept weights k, as in masked layers.
-    """
-    if not ctx.batches:
-        raise ValueError("prune.score_batches: GraSP needs at least one training batch")
-    model, names = ctx.model, list(ctx.weights)
-    params = [ctx.weights[n] for n in names]
-    keep = [ctx.keep[n].to(p.dtype) for n, p in zip(names, params)]
-    temp, nb = ctx.grasp_temperature, len(ctx.batches)
-
-    with scoring_mode(ctx):
-        g = [torch.zeros_like(p) for p in params]
-        for x, y in ctx.batches:
-            loss = ctx.loss(model(x) / temp, y) / nb
-            for acc, gi in zip(g, torch.autograd.grad(loss, params)):
-                acc += gi
-        g = [gi * k for gi, k in zip(g, keep)]
-        hg = [torch.zeros_like(p) for p in params]
-        for x, y in ctx.batches:
-            loss = ctx.loss(model(x) / temp, y) / nb
-            grads = torch.autograd.grad(loss, params, create_graph=True)
-            z = sum((gi * g0).sum() for gi, g0 in zip(grads, g))
-            for acc, h in zip(hg, torch.autograd.grad(z, params)):
-                acc += h
-            ctx.samples += 2 * len(y)  # a plain pass for g plus the double-backprop pass
-    return {n: p.detach() * h * k for n, p, h, k in zip(names, params, hg, keep)}
-
-
-def synflow(ctx: ScoreContext) -> Scores:
-    """SynFlow (Tanaka et al. 2020): data-free ``|w * dR/dw|``, R the output sum of |network|.
-
-    Scored on a copy of the model whose parameters and buffers are replaced by their absolute
-    values, BN in eval mode, fed one all-ones sample of ``input_shape``; exact at any depth
-    (see :mod:`drive.synflow`). The model itself is left untouched.
-    """
-    if not ctx.input_shape:
-        raise ValueError("synflow needs the input shape")
-    dtype = torch.float64 if ctx.synflow_float64 else torch.float32
-    scores, ctx.synflow_log_r = synflow_scores(ctx.model, list(ctx.weights), ctx.input_shape, dtype)
-    ctx.samples += 1
-    return scores
-
-
-def drive_terms(ctx: ScoreContext) -> tuple[Scores, Scores, Scores]:
-    """DRIVE's three terms: L1 norm |w|, connection sensitivity |w*g|, convergence sensitivity |g|."""
-    grads = loss_gradients(ctx)
-    l1 = _abs_weights(ctx)
-    connection = {n: (ctx.weights[n].detach() * grads[n]).abs() for n in grads}
-    convergence = {n: g.abs() for n, g in grads.items()}
-    return l1, connection, convergence
-
-
-def _mean_over_unpruned(term: Scores, keep: dict[str, torch.Tensor]) -> torch.Tensor:
-    total = sum(t[keep[n]].double().sum() for n, t in term.items())
-    count = sum(int(keep[n].sum()) for n in term)
-    return total / max(count, 1)
-
-
-def drive(ctx: ScoreContext) -> Scores:
-    """DRIVE's score: a configurable combination of |w|, |w*g| and |g| (``ctx.drive``).
-
-    ``normalize="mean"`` divides each term by its mean over the unpruned prunable weights (a
-    term whose mean is zero is left as is). ``combine="sum"`` gives a*T1 + b*T2 + c*T3;
-    ``"product"`` gives T1^a * T2^b * T3^c.
-    """
-    cfg = ctx.drive
-    terms = list(drive_terms(ctx))
-    if cfg.normalize == "mean":
-        for i, term in enumerate(terms):
-            mean = float(_mean_over_unpruned(term, ctx.keep))
-            if mean > 0:
-                terms[i] = {n: t / mean for n, t in term.items()}
-    out = {}
-    for n in ctx.weights:
-        parts = [t[n] for t in terms]
-        if cfg.combine == "sum":
-            out[n] = sum(a * p for a, p in zip(cfg.weights, parts))
-        else:
-            out[n] = torch.prod(torch.stack([p.pow(a) for a, p in zip(cfg.weights, parts)]), dim=0)
-    return out
-
+def seeded_uniform(ctx: ScoreContext) -> Scores:
+    """Uniform random scores in [0, 1) from a generator seeded by (seed, iteration)."""
+    gen = torch.Generator().manual_seed(ctx.seed * 100_003 + ctx.iteration)
+    return {n: torch.rand(w.shape, generator=gen).to(w.device) for n, w in ctx.weights.items()}

@@ -24,10 +24,7 @@ import torch
 
 from drive.bits import pack_bits, unpack_bits
 from drive.config import ExperimentConfig
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the config; one line."""
+from drive.errors import CheckpointError
 
 
 def _map_leaves(obj: Any, is_leaf: Callable[[Any], bool], fn: Callable[[Any], Any],
@@ -194,6 +191,34 @@ def check_same_experiment(saved: dict[str, Any], config: ExperimentConfig) -> No
     if saved != current:
         diff = sorted(k for k in saved if saved[k] != current.get(k))
         raise CheckpointError(f"checkpoint: made with a different config (differs in: {', '.join(diff)})")
+
+
+def same_experiment(saved: dict[str, Any], config: ExperimentConfig) -> bool:
+    """Whether a config saved with a state or a record is the experiment ``config`` (see
+    :func:`check_same_experiment`)."""
+    try:
+        check_same_experiment(saved, config)
+    except CheckpointError:
+        return False
+    return True
+
+
+class FileCheckpoints:
+    """A run's checkpoint in one file: resumed from when it exists, rewritten (in the
+    background, atomically) at every checkpoint (``drive.run.Checkpoints``)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.writer = CheckpointWriter()
+
+    def load(self) -> dict[str, Any] | None:
+        return load_state(self.path) if self.path.exists() else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.writer.submit(state, self.path)
+
+    def close(self) -> None:
+        self.writer.wait()
 
 
 def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:

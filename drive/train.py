@@ -20,11 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from drive.config import TrainConfig
+from drive.errors import Diverged
 from drive.masks import Masks
-
-
-class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:

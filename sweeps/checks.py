@@ -1,48 +1,88 @@
-"""Everything a sweep can get wrong, checked in the driver before a trial starts.
+"""Everything a sweep can get wrong, checked in the driver before Ray starts.
 
-Each problem is one line of a :class:`~sweeps.spec.SweepError`: a data set or model that
-cannot be built (every distinct one is built once, here), ``device: cuda`` where trials get no
-GPU, resources no machine has (Ray would wait for them forever), a cluster address that does
-not answer.
+:func:`load_sweep` reads a sweep file and resolves every trial (:func:`sweeps.trials.resolve`),
+then checks what search and schedulers rank by; :func:`check_trials` prepares every data set the
+trials use and builds every distinct model once (a data set or model that cannot be built,
+``device: cuda`` where trials get no GPU, a sparsity that keeps no weight). Each problem is one
+line of a :class:`~sweeps.spec.SweepError`. The checks that need a running Ray (resources,
+the cluster address) are in :mod:`sweeps.runtime`.
 """
 
 from __future__ import annotations
 
-import math
-import socket
-import sys
+from pathlib import Path
 from typing import Any
 
-from drive.record import one_line
-from sweeps.spec import SweepError, SweepSpec, trial_config
+from drive.config import DataConfig
+from drive.errors import ConfigError, DataError, ModelError
+from sweeps.spec import SweepError, SweepSpec, load_spec
+from sweeps.trials import MAX_PROBLEMS, Sweep, resolve
 
-#: Seconds to wait for a cluster address to answer.
-ADDRESS_TIMEOUT_S = 10.0
+
+def load_sweep(path: str | Path | None = None, overrides: list[str] | None = None,
+               tree: dict[str, Any] | None = None, fields: dict[str, Any] | None = None) -> Sweep:
+    """Read a sweep file (or ``tree``; see :func:`sweeps.spec.load_spec`), resolve and validate
+    every trial, and check its search settings.
+
+    Raises:
+        SweepError: one line per problem.
+    """
+    sweep = resolve(load_spec(path, overrides, tree=tree, fields=fields))
+    check_search(sweep)
+    return sweep
 
 
-def check_trials(spec: SweepSpec, base: dict[str, Any],
-                 trials: list[dict[str, Any]]) -> list[tuple[str, dict]]:
+def check_search(sweep: Sweep) -> None:
+    """What search and schedulers rank by, and what ``num_samples`` can mean."""
+    spec: SweepSpec = sweep.spec
+    problems = []
+    search, metric = spec.search, spec.search.metric
+    if search.num_samples > 1 and not spec.sampled_axes:
+        problems.append(f"search.num_samples: {search.num_samples} would repeat identical trials: "
+                        "no axis is sampled (use a seed axis for repeats)")
+    if search.algorithm == "optuna" and not spec.sampled_axes:
+        problems.append("search.algorithm: optuna has nothing to search: no sampled axis "
+                        "(e.g. train.lr: {loguniform: [0.01, 0.2]})")
+    if spec.selects:
+        if metric.startswith("test_") and not search.allow_test_selection:
+            problems.append(f"search.metric: {metric} would select trials on the test set; rank by "
+                            "val_acc (with experiment.data.val_fraction > 0) or set "
+                            "search.allow_test_selection: true")
+        if metric.startswith("val_") and any(t.config.data.val_fraction == 0 for t in sweep.trials):
+            problems.append(f"search.metric: {metric} needs a validation split; set "
+                            "experiment.data.val_fraction (e.g. 0.1)")
+        if spec.scheduler.name == "asha" and spec.scheduler.max_t is not None:
+            longest = sweep.longest_epochs()
+            if spec.scheduler.max_t < longest:
+                problems.append(f"scheduler.max_t: {spec.scheduler.max_t} is less than the "
+                                f"{longest} training epochs of the longest trial; leave it unset "
+                                "(= the longest trial) or raise it")
+    if problems:
+        raise SweepError(problems)
+
+
+def check_trials(sweep: Sweep) -> list[tuple[str, dict]]:
     """Prepare every data set the trials use and build every model once; return the data sets
     (name, data config) for the other nodes of a cluster.
 
     Raises:
         SweepError: one line per distinct problem.
     """
-    from drive.config import ConfigError
-    from drive.data import DataError, load_dataset, prepare_dataset
+    from drive.data import load_dataset, prepare_dataset
     from drive.masks import check_keeps_a_weight, prunable_layers
-    from drive.models import ModelError, build_model
+    from drive.models import build_model
 
-    configs = [trial_config(base, t) for t in trials]
     problems: dict[str, None] = {}
-    for cfg in configs:
-        if cfg.device.startswith("cuda") and spec.resources.gpu == 0:
+    for trial in sweep.trials:
+        cfg = trial.config
+        if cfg.device.startswith("cuda") and sweep.spec.resources.gpu == 0:
             problems[f"experiment.device: {cfg.device} needs resources.gpu > 0 (Ray hides the "
                      "GPUs from trials that reserve none); use auto or cpu"] = None
     datasets: dict[str, tuple[str, dict]] = {}
     shapes: dict[str, Any] = {}
-    for cfg in configs:
-        key = f"{cfg.dataset}|{cfg.data.model_dump_json()}"
+    for trial in sweep.trials:
+        cfg = trial.config
+        key = _data_key(cfg.dataset, cfg.data)
         if key in datasets:
             continue
         datasets[key] = (cfg.dataset, cfg.data.model_dump(mode="json"))
@@ -52,11 +92,12 @@ def check_trials(spec: SweepSpec, base: dict[str, Any],
         except DataError as e:
             problems[str(e)] = None
     built: dict[str, Any] = {}
-    for cfg, trial in zip(configs, trials):
-        data_key = f"{cfg.dataset}|{cfg.data.model_dump_json()}"
-        key = f"{cfg.model}|{cfg.model_args}|{shapes.get(data_key)}"
+    for trial in sweep.trials:
+        cfg = trial.config
+        data_key = _data_key(cfg.dataset, cfg.data)
         if data_key not in shapes:
             continue
+        key = f"{cfg.model}|{cfg.model_args}|{shapes[data_key]}"
         if key not in built:
             num_classes, in_channels, image_size, sample_shape = shapes[data_key]
             try:
@@ -71,63 +112,19 @@ def check_trials(spec: SweepSpec, base: dict[str, Any],
                     built[key], cfg.prune.exclude_first, cfg.prune.exclude_last).values())
                 check_keeps_a_weight(cfg.sparsity, total, cfg.model)
             except ConfigError as e:  # one line per problem, naming the first trial with it
-                where = ", ".join(f"{k}={v}" for k, v in trial.items())
+                where = ", ".join(f"{k}={v}" for k, v in trial.point.items())
                 for p in e.problems:
                     if not any(line.startswith(f"sweep: {p} (") for line in problems):
                         problems[f"sweep: {p} (e.g. trial {where})"] = None
     if problems:
-        raise SweepError(list(problems)[:20])
+        raise SweepError(list(problems)[:MAX_PROBLEMS])
     return list(datasets.values())
+
+
+def _data_key(dataset: str, data: DataConfig) -> str:
+    return f"{dataset}|{data.model_dump_json()}"
 
 
 def _shape(data: Any) -> tuple[int, int, int, tuple[int, ...]]:
     """What a model factory is built with: as in ``drive.experiment.Experiment``."""
     return (data.num_classes, data.in_channels, data.image_size, tuple(data.sample_shape))
-
-
-def check_resources(spec: SweepSpec, local: bool) -> None:
-    """A trial's ``resources`` must fit on one node: refused on this machine, a warning on a
-    cluster (its autoscaler may still add such a node)."""
-    import ray
-
-    need = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    if any(all(res.get(k, 0) >= v for k, v in need.items() if v > 0) for res in nodes):
-        return
-    have = {k: max((res.get(k, 0) for res in nodes), default=0) for k in need}
-    field, kind = ("gpu", "GPU") if need["GPU"] > have["GPU"] else ("cpu", "CPU")
-    wanted = getattr(spec.resources, field)
-    where = "this machine has" if local else "the largest node of the cluster has now"
-    line = (f"resources.{field}: a trial needs {wanted:g} {kind}{'s' if wanted != 1 else ''}; "
-            f"{where} {math.floor(have[kind])}")
-    if local:
-        raise SweepError([line + " (Ray would wait forever)"])
-    print(f"drive-sweep: warning: {line}; trials wait for the autoscaler to add such a node",
-          file=sys.stderr)
-
-
-def check_address(address: str, timeout: float = ADDRESS_TIMEOUT_S) -> None:
-    """``--address HOST:PORT`` (or ``ray://HOST:PORT``) must accept a connection in ``timeout``."""
-    if address in ("auto", "local"):
-        return
-    rest = address.split("://", 1)[-1].rstrip("/")
-    host, _, port = rest.rpartition(":")
-    if not host or not port.isdigit():
-        host, port = rest, "10001" if address.startswith("ray://") else "6379"
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        why = "no answer" if isinstance(e, TimeoutError) else e.strerror or type(e).__name__
-        raise SweepError([f"--address: cannot reach {host}:{port} within {timeout:g} s ({why})"]) from None
-
-
-def connect(address: str | None) -> None:
-    """Attach to the cluster at ``address`` or start local Ray; a failure is one line."""
-    from sweeps.launch import init_ray
-
-    if address:
-        check_address(address)
-    try:
-        init_ray(address)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise SweepError([f"--address: cannot connect to Ray at {address or 'local'} ({one_line(e)})"]) from None

@@ -7,7 +7,6 @@ per problem on stderr and exit code 2, before anything is written.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -42,16 +41,9 @@ class UsageError(Exception):
 def _input_errors() -> tuple[type[Exception], ...]:
     """Every exception type that means 'the input is wrong' (each is one line)."""
     from analysis.results import ResultsError
-    from drive.config import ConfigError
-    from drive.data import DataError
-    from drive.models import ModelError
-    from drive.registry import RegistryError
-    from drive.record import StorageError
-    from drive.state import CheckpointError
-    from sweeps.spec import SweepError
+    from drive.errors import InputError
 
-    return (UsageError, ConfigError, DataError, ModelError, RegistryError, CheckpointError,
-            SweepError, ResultsError, StorageError)
+    return (UsageError, InputError, ResultsError)
 
 
 def check_writable(path: Path, field: str, folder: bool = False) -> None:
@@ -96,12 +88,11 @@ def prune_config(args: argparse.Namespace):
 def cmd_prune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from drive.data import prepare_dataset
-    from drive.experiment import Experiment
-    from drive.plan import total_epochs
-    from drive.prune import ScoreError
-    from drive.record import record_run
-    from drive.state import CheckpointWriter, load_state
+    from drive.errors import ScoreError
+    from drive.plan import make_plan, total_epochs
+    from drive.record import local_sink
+    from drive.run import run
+    from drive.state import FileCheckpoints
 
     cfg = prune_config(args)
     if args.out:
@@ -111,67 +102,43 @@ def cmd_prune(args: argparse.Namespace) -> int:
         if args.out and Path(args.out).resolve() == Path(args.checkpoint).resolve():
             raise UsageError(f"--checkpoint: {args.checkpoint} is also --out; the record and the "
                              "checkpoint need two files")
-    prepare_dataset(cfg.dataset, cfg.data)
-    state = load_state(args.checkpoint) if args.checkpoint and Path(args.checkpoint).exists() else None
-    exp = Experiment(cfg, state)
-    recorder = open_record(args.out, cfg, exp) if args.out else None
-    bar = tqdm(total=total_epochs(exp.plan), initial=exp.epochs_done, unit="epoch",
-               desc=f"{cfg.method} s={cfg.sparsity:g}", disable=args.quiet, file=sys.stderr)
+    bars = []  # shown from the first epoch on: bad input before it is one line, no bar
 
     def on_progress(p) -> None:
         m = p.metrics
-        if m["phase"] not in ("prune", "rewind"):
-            bar.update(1)
-        bar.set_postfix(phase=m["phase"], density=f"{m['density']:.3f}",
-                        acc=f"{m['test_acc']:.3f}" if m.get("test_acc") is not None else "-")
-        if args.checkpoint:  # written in the background while training goes on
-            writer.submit(p.state(), args.checkpoint)
+        if not bars:
+            bars.append(tqdm(total=total_epochs(make_plan(cfg)), unit="epoch", disable=args.quiet,
+                             desc=f"{cfg.method} s={cfg.sparsity:g}", file=sys.stderr))
+        bars[0].update(m["epochs_done"] - bars[0].n)
+        bars[0].set_postfix(phase=m["phase"], density=f"{m['density']:.3f}",
+                            acc=f"{m['test_acc']:.3f}" if m.get("test_acc") is not None else "-")
 
     try:
-        with CheckpointWriter() as writer:
-            metrics = record_run(exp, recorder, on_progress) if recorder else exp.run(on_progress)
+        outcome = run(cfg, sink=local_sink(args.out) if args.out else None,
+                      checkpoints=FileCheckpoints(args.checkpoint) if args.checkpoint else None,
+                      on_progress=on_progress)
     except KeyboardInterrupt:  # the record says so; a traceback would add nothing
-        if recorder:
-            recorder.end_status("interrupted", "stopped by Ctrl-C")
-        bar.close()
+        _close(bars)
         again = "; run the same command again to continue from --checkpoint" if args.checkpoint else ""
         print(f"drive-sweep: interrupted by Ctrl-C{again}", file=sys.stderr)
         return INTERRUPTED
     except ScoreError as e:  # a known end of a method (NaN scores): one line, the record says errored
-        bar.close()
+        _close(bars)
         print(f"drive-sweep: error: {e}", file=sys.stderr)
         return 1
     finally:
-        bar.close()
+        _close(bars)
+    metrics = outcome.metrics
     print(format_metrics(metrics))
     if args.out:
-        print(f"record written to {args.out}")
+        print(f"record written to {args.out}" if outcome.ran else
+              f"{args.out} already holds this run's end (--checkpoint): nothing to run")
     return 0 if metrics["status"] == "finished" else 1
 
 
-def open_record(out: str, cfg, exp):
-    """The record at ``out`` for this run: continued (a new attempt) when it holds this config's
-    run and the run resumes from a checkpoint, else started afresh (with the checkpoint's history
-    replayed, so the record is whole)."""
-    from drive.record import Recorder, read_record
-
-    previous = None
-    if exp.epochs_done or exp.history:
-        try:
-            previous = read_record(out)
-        except OSError:
-            previous = None
-    if previous is not None and previous.config == cfg.model_dump(mode="json"):
-        recorder = Recorder(out)
-        recorder.start(cfg, resumed={"epochs_done": exp.epochs_done, "history": len(exp.history)})
-        return recorder
-    recorder = Recorder(out, truncate=True)
-    recorder.start(cfg)
-    for line in exp.history:
-        recorder.progress(line)
-    for level in exp.levels:
-        recorder.write("level", **level)
-    return recorder
+def _close(bars: list) -> None:
+    for bar in bars:
+        bar.close()
 
 
 def format_metrics(m: dict[str, Any]) -> str:
@@ -206,12 +173,12 @@ def sweep_file(name: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sweeps.checks import load_sweep
     from sweeps.launch import run_sweep
-    from sweeps.spec import load_spec
 
-    spec = load_spec(sweep_file(args.sweep), list(args.set or []),
-                     fields={"storage": args.storage, "name": args.name})
-    path = run_sweep(spec, address=args.address)
+    sweep = load_sweep(sweep_file(args.sweep), list(args.set or []),
+                       fields={"storage": args.storage, "name": args.name})
+    path = run_sweep(sweep, address=args.address)
     return finish_sweep(path)
 
 
@@ -271,15 +238,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from analysis.report import write_report
+    from sweeps.checks import load_sweep
     from sweeps.launch import run_sweep
-    from sweeps.spec import load_spec
 
     demo = sweep_file("demo")
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
-    spec = load_spec(str(demo), list(args.set or []), fields={"storage": args.storage, "name": name})
+    sweep = load_sweep(str(demo), list(args.set or []), fields={"storage": args.storage, "name": name})
     if args.out:  # before the sweep, not after its minutes of training
         check_writable(Path(args.out), "--out", folder=True)
-    path = run_sweep(spec)
+    path = run_sweep(sweep)
     status = finish_sweep(path)
     out = Path(args.out or f"{path}/report")
     print(f"report written to {write_report([path], out)}")
@@ -290,7 +257,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def method_names() -> list[str]:
-    from drive.methods import METHODS
+    from drive.method import METHODS
 
     return METHODS.in_order()
 
@@ -317,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prune", help="run one experiment (no Ray)")
     p.add_argument("--config", help="experiment YAML file")
-    p.add_argument("--method", help="a method of the registry (drive.methods): "
+    p.add_argument("--method", help="a method of the registry (drive.method): "
                    f"{', '.join(method_names())}; or package.module:NAME")
     p.add_argument("--sparsity", help="target sparsity in [0, 1)")
     p.add_argument("--model", help="model registry name or package.module:factory")

@@ -1,7 +1,8 @@
 """Launch and resume sweeps with Ray Tune, locally or on a cluster.
 
-``run_sweep(spec)`` checks everything before a trial starts (the sweep file, every trial's
-config, data set and model, devices, resources, the cluster address; :mod:`sweeps.checks`),
+``run_sweep(sweep)`` checks everything before a trial starts (the sweep file, every trial's
+config, data set and model, devices, resources, the cluster address; :mod:`sweeps.checks`,
+:mod:`sweeps.runtime`),
 then claims the experiment folder atomically (a second launch with the same name is refused)
 and runs the trials with Tune's Tuner (resources per trial, concurrency, scheduler, per-point
 search, retries from checkpoints via FailureConfig, storage on a local folder, NFS, S3 or GCS).
@@ -12,39 +13,31 @@ trials are never run again, unfinished and errored ones continue from their last
 
 from __future__ import annotations
 
-import copy
-import os
-
-# Ray's classic progress table (CLIReporter) shows the sweep axes compactly; the newer output
-# prints every finished trial's full result, which is hundreds of lines for a pruning sweep.
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# Each trial's metrics.jsonl is the contract (docs/results.md); Tune's own loggers are not needed.
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-# Reports carry a metric only once it is measured (no placeholder before the first evaluation);
-# the search metric is checked before Ray starts (sweeps.spec).
-os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-# Short trials checkpoint often by design (phase boundaries); Tune's hint about it is noise here.
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 import json
-import logging
 import platform
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
-
 from pydantic import ValidationError
 
-from drive.config import DataConfig
+from sweeps.checks import check_search, check_trials
 from sweeps.loggers import make_callbacks
-from sweeps.space import expand_trials, longest_first, make_searcher, param_space, trial_dirname
-from sweeps.spec import REMOTE_SCHEMES, SweepError, SweepSpec, load_spec, trial_config
+from sweeps.runtime import (
+    TABLE_AXES,
+    check_resources,
+    configure_tune,
+    connect,
+    make_searcher,
+    param_space,
+    trial_dirname,
+)
+from sweeps.spec import REMOTE_SCHEMES, SweepError, SweepSpec, load_spec
 from sweeps.storage import claim, ensure_writable, experiment_exists, read_text, remove_claim
+from sweeps.trials import Sweep, resolve
 
 SPEC_FILE = "sweep.yaml"
-#: Sweep axes shown in the progress table.
-TABLE_AXES = ("method", "sparsity", "seed", "warmup_epochs", "prune_iterations")
 
 
 def provenance() -> dict[str, Any]:
@@ -68,47 +61,6 @@ def provenance() -> dict[str, Any]:
     return {"versions": versions, "git_commit": commit, "git_dirty": dirty}
 
 
-def resolved_base(spec: SweepSpec) -> dict[str, Any]:
-    """The base experiment config with a relative data root made absolute.
-
-    Tune runs each trial inside its own folder, so ``./data`` must be pinned to the launch
-    directory (``~`` and ``$VARIABLE`` are kept: every node expands them itself).
-    """
-    base = copy.deepcopy(spec.experiment)
-    root = base.setdefault("data", {}).get("root", DataConfig().root)
-    if not root.startswith(("~", "$")) and not Path(root).is_absolute():
-        base["data"]["root"] = str(Path(root).resolve())
-    return base
-
-
-#: Ray's logger that announces the default token authentication of a new local cluster.
-AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
-
-
-def _quiet_token_default(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
-
-
-def init_ray(address: str | None) -> None:
-    """Attach to a cluster (``address``, e.g. ``auto``) or start embedded local Ray."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    # trials' own output reaches the terminal; Ray's info lines in them (one per checkpoint) do not
-    quiet = ray.LoggingConfig(log_level="WARNING")
-    if address:
-        ray.init(address=address, logging_config=quiet)
-        return
-    # Ray enables token authentication for a new local cluster (RAY_AUTH_MODE unset) and says
-    # so in a WARNING line at every launch: kept, without the line (a refused sweep prints one)
-    logging.getLogger(AUTH_LOGGER).addFilter(_quiet_token_default)
-    paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    # address="local": a new embedded instance, never another user's (or a dead) local cluster
-    ray.init(address="local", dashboard_host="127.0.0.1", logging_level="warning", logging_config=quiet,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
-
-
 def selection(spec: SweepSpec) -> dict[str, Any] | None:
     """What ranks this sweep's trials, recorded in every trial's ``start`` line (None: a grid)."""
     if not spec.selects:
@@ -119,37 +71,32 @@ def selection(spec: SweepSpec) -> dict[str, Any] | None:
             "on_test": spec.search.metric.startswith("test_")}
 
 
-def make_trainable(spec: SweepSpec, base: dict[str, Any], meta: dict[str, Any], path: str):
+def make_trainable(sweep: Sweep, meta: dict[str, Any], path: str):
     """The function trainable with its fixed arguments and per-trial resources."""
     from ray import tune
 
     from sweeps.trainable import run_trial
 
-    bound = tune.with_parameters(run_trial, base=base, checkpoint_every=spec.checkpoint_every,
-                                 provenance=meta, experiment_path=path, selection=selection(spec))
+    spec = sweep.spec
+    bound = tune.with_parameters(run_trial, base=sweep.base, methods=list(sweep.methods),
+                                 checkpoint_every=spec.checkpoint_every, provenance=meta,
+                                 experiment_path=path, selection=selection(spec))
     return tune.with_resources(bound, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
-def longest_trial(base: dict[str, Any], trials: list[dict[str, Any]]) -> int:
-    """Training epochs of the longest trial (ASHA's ``max_t`` by default)."""
-    from drive.plan import make_plan, total_epochs
-
-    return max(total_epochs(make_plan(trial_config(base, t))) for t in trials)
-
-
-def _tune_config(spec: SweepSpec, base: dict[str, Any], trials: list[dict[str, Any]]):
+def _tune_config(sweep: Sweep, points: list[dict[str, Any]]):
     from ray import tune
 
     from sweeps.records import EpochASHA
 
-    scheduler = None
+    spec, scheduler = sweep.spec, None
     if spec.scheduler.name == "asha":
         scheduler = EpochASHA(metric=spec.search.metric, mode=spec.search.resolved_mode,
-                              max_t=spec.scheduler.max_t or longest_trial(base, trials),
+                              max_t=spec.scheduler.max_t or sweep.longest_epochs(),
                               grace_period=spec.scheduler.grace_period,
                               reduction_factor=spec.scheduler.reduction_factor)
     try:
-        searcher = make_searcher(spec, trials)
+        searcher = make_searcher(sweep, points)
     except ImportError:
         raise SweepError(["search.algorithm: optuna needs the optional extra: pip install 'drive-sweeps[optuna]'"]) from None
     return tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
@@ -161,7 +108,6 @@ def _tune_config(spec: SweepSpec, base: dict[str, Any], trials: list[dict[str, A
 def _run_config(spec: SweepSpec, verbose: int, callbacks: list, stop):
     from ray import tune
 
-    storage = spec.storage if spec.is_remote else str(Path(spec.storage).expanduser().resolve())
     reporter = tune.CLIReporter(
         parameter_columns={f"trial/{k}": k.split(".")[-1] for k in TABLE_AXES},
         metric_columns={"phase": "phase", "epochs_done": "epochs", "density": "density",
@@ -170,9 +116,9 @@ def _run_config(spec: SweepSpec, verbose: int, callbacks: list, stop):
     # the sweep file's loggers (json always: Tune's ResultGrid reads it; the analysis reads only
     # the records); trial output goes to the terminal and to stdout/stderr files in each trial folder
     loggers = make_callbacks(spec.loggers, spec.name, spec.experiment_path(), spec.is_remote)
-    return tune.RunConfig(name=spec.name, storage_path=storage, verbose=verbose, progress_reporter=reporter,
-                          callbacks=[*loggers, *callbacks], stop=stop, log_to_file=True,
-                          sync_config=tune.SyncConfig(sync_artifacts=True),
+    return tune.RunConfig(name=spec.name, storage_path=_storage_root(spec), verbose=verbose,
+                          progress_reporter=reporter, callbacks=[*loggers, *callbacks], stop=stop,
+                          log_to_file=True, sync_config=tune.SyncConfig(sync_artifacts=True),
                           failure_config=tune.FailureConfig(max_failures=spec.retries),
                           checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints))
 
@@ -181,15 +127,11 @@ def _storage_root(spec: SweepSpec) -> str:
     return spec.storage if spec.is_remote else str(Path(spec.storage).expanduser().resolve())
 
 
-def _prepare(spec: SweepSpec, base: dict[str, Any], address: str | None) -> list[dict[str, Any]]:
-    """Every check of :mod:`sweeps.checks`, then Ray (started or attached); returns the trials."""
-    from sweeps.checks import check_resources, check_trials, connect
-
-    trials = expand_trials(spec)
-    check_trials(spec, base, trials)  # builds each data set here once: prepared before Ray starts
+def _prepare(sweep: Sweep, address: str | None) -> None:
+    """Every data set and model check (:mod:`sweeps.checks`), then Ray (started or attached)."""
+    check_trials(sweep)  # builds each data set here once: prepared before Ray starts
     connect(address)
-    check_resources(spec, local=not address)
-    return trials
+    check_resources(sweep.spec, local=not address)
 
 
 def _fit(tuner, path: str) -> str:
@@ -198,20 +140,20 @@ def _fit(tuner, path: str) -> str:
 
     from sweeps.records import RecordKeeper, StorageLogFilter, finalize
 
-    RecordKeeper.current = None
-    state_log, quiet = logging.getLogger(StorageLogFilter.LOGGER), StorageLogFilter()
+    state_log, quiet = logging.getLogger(StorageLogFilter.LOGGER), StorageLogFilter(path)
     state_log.addFilter(quiet)
     try:
         grid = tuner.fit()
     finally:
         state_log.removeFilter(quiet)
-    keeper = RecordKeeper.current
+    keeper = RecordKeeper.of(path)
     try:
         finalize(path, grid)
     except OSError as e:  # StorageError included
-        if keeper is not None and keeper.storage_error is None:
-            keeper.storage_error = str(e)
-    if keeper is not None and keeper.storage_error:
+        keeper.storage_error = keeper.storage_error or str(e)
+    finally:
+        RecordKeeper.release(path)
+    if keeper.storage_error:
         try:
             check_tune_state(path)
             then = f"fix the storage, then `drive-sweep resume {path}`"
@@ -222,52 +164,57 @@ def _fit(tuner, path: str) -> str:
     return path
 
 
-def _new_tuner(spec: SweepSpec, base: dict[str, Any], trials: list[dict[str, Any]],
-               meta: dict[str, Any], path: str, verbose: int):
+def _new_tuner(sweep: Sweep, meta: dict[str, Any], path: str, verbose: int):
     from ray import tune
 
     from sweeps.records import RecordKeeper, StopOnStorageError
 
-    trials = longest_first(base, trials)  # no long trial left alone at the end
-    tune_config = _tune_config(spec, base, trials)
+    configure_tune()
+    points = [t.point for t in sweep.longest_first()]  # no long trial left alone at the end
+    tune_config = _tune_config(sweep, points)
     keeper = RecordKeeper(path, tune_config.scheduler)
-    return tune.Tuner(make_trainable(spec, base, meta, path), param_space=param_space(spec, trials),
+    return tune.Tuner(make_trainable(sweep, meta, path), param_space=param_space(sweep, points),
                       tune_config=tune_config,
-                      run_config=_run_config(spec, verbose, [keeper], StopOnStorageError(keeper)))
+                      run_config=_run_config(sweep.spec, verbose, [keeper], StopOnStorageError(path)))
 
 
-def run_sweep(spec: SweepSpec, address: str | None = None, verbose: int = 1) -> str:
-    """Run a validated sweep; return its experiment folder (``<storage>/<name>``)."""
+def run_sweep(sweep: Sweep | SweepSpec, address: str | None = None, verbose: int = 1) -> str:
+    """Run a sweep (a :class:`~sweeps.trials.Sweep` from :func:`sweeps.checks.load_sweep`, or a
+    spec, resolved and checked here); return its experiment folder (``<storage>/<name>``)."""
+    if isinstance(sweep, SweepSpec):
+        sweep = resolve(sweep)
+        check_search(sweep)
+    spec = sweep.spec
     path = spec.experiment_path()
     if experiment_exists(path):
         raise SweepError([f"name: {path} already holds a sweep; continue it with "
                           f"`drive-sweep resume {path}` or choose another --name"])
     ensure_writable(_storage_root(spec))
-    base = resolved_base(spec)
-    trials = _prepare(spec, base, address)
+    _prepare(sweep, address)
     meta = provenance()
-    saved = yaml.safe_dump({"spec": spec.model_dump(mode="json"), "base": base, "provenance": meta},
+    saved = yaml.safe_dump({"spec": spec.model_dump(mode="json"), "base": sweep.base, "provenance": meta},
                            sort_keys=False)
     if not claim(path, saved, SPEC_FILE):
         raise SweepError([f"name: {path} was just claimed by another launch; choose another --name"])
     try:
-        tuner = _new_tuner(spec, base, trials, meta, path, verbose)
+        tuner = _new_tuner(sweep, meta, path, verbose)
     except BaseException:
         remove_claim(path, SPEC_FILE)
         raise
     return _fit(tuner, path)
 
 
-def load_saved_spec(path: str) -> tuple[SweepSpec, dict[str, Any], dict[str, Any]]:
-    """The spec, resolved base config and provenance saved by :func:`run_sweep`."""
+def load_saved_sweep(path: str) -> tuple[Sweep, dict[str, Any]]:
+    """The sweep (with the resolved base config it ran with) and provenance saved by
+    :func:`run_sweep`."""
     where = f"{path.rstrip('/')}/{SPEC_FILE}"
     if not path.startswith(REMOTE_SCHEMES) and not Path(path).is_dir():
         what = "is a file" if Path(path).exists() else "does not exist"
         raise SweepError([f"EXPERIMENT_DIR: {path} {what}; give a sweep's folder, <storage>/<name>"])
     try:
         saved = yaml.safe_load(read_text(where))
-        spec = load_spec(tree=saved["spec"])
-        return spec, dict(saved["base"]), dict(saved.get("provenance") or {})
+        sweep = resolve(load_spec(tree=saved["spec"]), base=dict(saved["base"]))
+        return sweep, dict(saved.get("provenance") or {})
     except FileNotFoundError:
         raise SweepError([f"EXPERIMENT_DIR: {path} has no {SPEC_FILE}; is it a drive-sweep experiment folder?"]) from None
     except SweepError as e:
@@ -296,10 +243,7 @@ def check_tune_state(path: str) -> None:
 
 def expected_trials(path: str) -> int:
     """How many trials the sweep at ``path`` runs in all (grid points x their samples)."""
-    from sweeps.space import samples_per_point
-
-    spec, _, _ = load_saved_spec(path)
-    return sum(samples_per_point(spec, expand_trials(spec)))
+    return load_saved_sweep(path)[0].total
 
 
 def resume_sweep(path: str, address: str | None = None, verbose: int = 1) -> str:
@@ -311,11 +255,12 @@ def resume_sweep(path: str, address: str | None = None, verbose: int = 1) -> str
 
     if not path.startswith(REMOTE_SCHEMES):
         path = str(Path(path).expanduser().resolve())
-    spec, base, meta = load_saved_spec(path)
+    sweep, meta = load_saved_sweep(path)
     check_tune_state(path)
-    trials = _prepare(spec, base, address)
+    _prepare(sweep, address)
     if not tune.Tuner.can_restore(path):
-        return _fit(_new_tuner(spec, base, trials, meta, path, verbose), path)
-    tuner = tune.Tuner.restore(path, trainable=make_trainable(spec, base, meta, path),
+        return _fit(_new_tuner(sweep, meta, path, verbose), path)
+    configure_tune()
+    tuner = tune.Tuner.restore(path, trainable=make_trainable(sweep, meta, path),
                                resume_unfinished=True, resume_errored=True)
     return _fit(tuner, path)

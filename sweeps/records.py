@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from drive.record import RECORD_FILE, StorageError, last_status, one_line
+from drive.errors import StorageError, one_line
+from drive.record import Recorder, last_status
+from drive.schema import RECORD_FILE
 from sweeps.storage import record_sink
 from sweeps.trainable import STORAGE_ERRNOS, STORAGE_ERROR
 
@@ -57,12 +58,11 @@ def _error_line(trial: Any) -> str | None:
 
 def end_if_open(path: str, status: str, reason: str, stopped_by: str | None = None) -> bool:
     """Append an ``end`` line to the record at ``path`` when its last attempt has none."""
-    append, text = record_sink(path)
-    if not text or last_status(text) != "running":
+    sink = record_sink(path)
+    if not sink.existing or last_status(sink.existing) != "running":
         return False
-    line = {"event": "end", "time": round(time.time(), 3), "status": status, "reason": reason,
-            "stopped_by": stopped_by, "epochs_done": _last_epochs(text)}
-    append(json.dumps(line, separators=(",", ":")) + "\n")
+    Recorder(path, sink.append).end_status(status, reason, stopped_by,
+                                           epochs_done=_last_epochs(sink.existing))
     return True
 
 
@@ -86,13 +86,15 @@ class EpochASHA(ASHAScheduler):
 
 
 class RecordKeeper(tune.Callback):
-    """Writes the ``end`` lines of trials stopped by the scheduler or lost with their worker.
+    """Writes the ``end`` lines of trials stopped by the scheduler or lost with their worker,
+    and holds the sweep's storage error, if any.
 
-    Tune restores callbacks from its saved state on resume, so the keeper of the sweep this
-    driver runs is found as ``RecordKeeper.current`` (set when Tune sets it up).
+    Tune restores callbacks from its saved state on resume (a copy, not the object the driver
+    made), so the driver finds the keeper Tune runs for an experiment with :meth:`of`, by its
+    path: one keeper per running sweep, however many run in the process.
     """
 
-    current: RecordKeeper | None = None
+    _running: dict[str, RecordKeeper] = {}
 
     def __init__(self, experiment_path: str, scheduler: EpochASHA | None = None):
         self.experiment_path = experiment_path
@@ -100,7 +102,20 @@ class RecordKeeper(tune.Callback):
         self.storage_error: str | None = None
 
     def setup(self, **info) -> None:
-        RecordKeeper.current = self
+        RecordKeeper._running[self.experiment_path] = self
+
+    @classmethod
+    def of(cls, experiment_path: str) -> RecordKeeper:
+        """The keeper of the sweep at ``experiment_path`` (a fresh one before Tune set it up)."""
+        return cls._running.setdefault(experiment_path, cls(experiment_path))
+
+    @classmethod
+    def release(cls, experiment_path: str) -> None:
+        """Forget the keeper of a sweep that ended."""
+        cls._running.pop(experiment_path, None)
+
+    def __getstate__(self) -> dict:  # what Tune saves: never the driver's storage error
+        return {**self.__dict__, "storage_error": None}
 
     def _end(self, trial: Any, status: str, reason: str, stopped_by: str | None = None) -> None:
         try:
@@ -132,17 +147,18 @@ class StopOnStorageError(tune.Stopper):
     """Stops the whole sweep once its storage cannot be written (a trial reported it, or the
     driver could not write an end line)."""
 
-    def __init__(self, keeper: RecordKeeper):
-        self.keeper = keeper
+    def __init__(self, experiment_path: str):
+        self.experiment_path = experiment_path
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         if result.get(STORAGE_ERROR):
-            self.keeper.storage_error = self.keeper.storage_error or result[STORAGE_ERROR]
+            keeper = RecordKeeper.of(self.experiment_path)
+            keeper.storage_error = keeper.storage_error or result[STORAGE_ERROR]
             return True
         return False
 
     def stop_all(self) -> bool:
-        return self.keeper.storage_error is not None
+        return RecordKeeper.of(self.experiment_path).storage_error is not None
 
 
 class StorageLogFilter(logging.Filter):
@@ -151,15 +167,19 @@ class StorageLogFilter(logging.Filter):
 
     LOGGER = "ray.tune.execution.experiment_state"
 
+    def __init__(self, experiment_path: str):
+        super().__init__()
+        self.experiment_path = experiment_path
+
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         while error is not None and not (isinstance(error, OSError) and
                                          (error.errno in STORAGE_ERRNOS or
                                           any(f"errno {n}]" in str(error) for n in STORAGE_ERRNOS))):
             error = error.__cause__ or error.__context__
-        keeper = RecordKeeper.current
-        if error is None or keeper is None:
+        if error is None:
             return True
+        keeper = RecordKeeper.of(self.experiment_path)
         keeper.storage_error = keeper.storage_error or f"storage: {error.strerror or error}"
         return False
 

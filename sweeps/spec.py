@@ -27,8 +27,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from drive.checked import CheckedModel
-from drive.config import (ConfigError, ExperimentConfig, apply_overrides, check_override_key,
-                          format_validation_error, parse_value, read_yaml)
+from drive.config import (
+    ExperimentConfig,
+    apply_overrides,
+    check_override_key,
+    format_validation_error,
+    parse_value,
+    read_yaml,
+)
+from drive.errors import ConfigError, InputError
+from drive.method import argument_sections
+from drive.schema import REPORTED_METRICS
 from sweeps.loggers import DEFAULT_LOGGERS, logger_entries
 
 SAMPLERS = ("choice", "uniform", "loguniform", "randint", "quniform")
@@ -42,23 +51,14 @@ SECTIONS = tuple(name for name, value in ExperimentConfig() if isinstance(value,
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
 
 
-class SweepError(ValueError):
+class SweepError(InputError, ValueError):
     """An invalid sweep file; ``str()`` is one line per problem."""
-
-    def __init__(self, problems: list[str] | str):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("\n".join(self.problems))
-
-    def __reduce__(self):  # picklable with every line intact
-        return (type(self), (self.problems,))
 
 
 class _Section(CheckedModel):
     model_config = ConfigDict(extra="forbid")
 
 
-#: Metrics a trial reports that search and schedulers may rank by.
-SELECTION_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
 
 
 class SearchSpec(_Section):
@@ -73,8 +73,8 @@ class SearchSpec(_Section):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, v: str) -> str:
-        if v not in SELECTION_METRICS:
-            raise ValueError(f"no trial reports {v!r}; use one of {', '.join(SELECTION_METRICS)}")
+        if v not in REPORTED_METRICS:
+            raise ValueError(f"no trial reports {v!r}; use one of {', '.join(REPORTED_METRICS)}")
         return v
 
     @property
@@ -130,12 +130,15 @@ class SweepSpec(_Section):
     @field_validator("sweep", mode="before")
     @classmethod
     def _flatten_sections(cls, axes: Any) -> Any:
-        """``sweep: {train: {lr: [...]}}`` is the axis ``train.lr``, as ``train.lr: [...]`` is."""
+        """``sweep: {train: {lr: [...]}}`` is the axis ``train.lr``, as ``train.lr: [...]`` is (and
+        ``sweep: {grasp: {temperature: [...]}}`` the axis ``grasp.temperature``)."""
         if not isinstance(axes, dict):
             return axes
+        methods = axes.get("method") if isinstance(axes.get("method"), list) else []
+        sections = set(SECTIONS) | argument_sections([m for m in methods if isinstance(m, str)])
         flat: dict[str, Any] = {}
         for key, values in axes.items():
-            if key in SECTIONS and isinstance(values, dict):
+            if key in sections and isinstance(values, dict):
                 flat.update({f"{key}.{sub}": inner for sub, inner in values.items()})
             else:
                 flat[str(key)] = values
@@ -237,101 +240,4 @@ def load_spec(path: str | Path | None = None, overrides: list[str] | None = None
         spec = SweepSpec.model_validate(data)
     except ValidationError as e:
         raise SweepError(format_validation_error(e)) from None
-    _validate_experiments(spec)
-    _validate_search(spec)
     return spec
-
-
-def _validate_search(spec: SweepSpec) -> None:
-    """What search and schedulers rank by, and what ``num_samples`` can mean, before Ray starts."""
-    from drive.plan import make_plan, total_epochs
-    from sweeps.space import expand_trials
-
-    problems = []
-    search, metric = spec.search, spec.search.metric
-    if spec.search.num_samples > 1 and not spec.sampled_axes:
-        problems.append(f"search.num_samples: {search.num_samples} would repeat identical trials: "
-                        "no axis is sampled (use a seed axis for repeats)")
-    if search.algorithm == "optuna" and not spec.sampled_axes:
-        problems.append("search.algorithm: optuna has nothing to search: no sampled axis "
-                        "(e.g. train.lr: {loguniform: [0.01, 0.2]})")
-    if spec.selects:
-        if metric.startswith("test_") and not search.allow_test_selection:
-            problems.append(f"search.metric: {metric} would select trials on the test set; rank by "
-                            "val_acc (with experiment.data.val_fraction > 0) or set "
-                            "search.allow_test_selection: true")
-        configs = [trial_config(spec.experiment, t) for t in expand_trials(spec)]
-        if metric.startswith("val_") and any(c.data.val_fraction == 0 for c in configs):
-            problems.append(f"search.metric: {metric} needs a validation split; set "
-                            "experiment.data.val_fraction (e.g. 0.1)")
-        if spec.scheduler.name == "asha" and spec.scheduler.max_t is not None:
-            longest = max(total_epochs(make_plan(c)) for c in configs)
-            if spec.scheduler.max_t < longest:
-                problems.append(f"scheduler.max_t: {spec.scheduler.max_t} is less than the "
-                                f"{longest} training epochs of the longest trial; leave it unset "
-                                "(= the longest trial) or raise it")
-    if problems:
-        raise SweepError(problems)
-
-
-def _validate_experiments(spec: SweepSpec) -> None:
-    """Every trial's experiment config must be valid: one line per distinct problem.
-
-    A problem that the base config has by itself is reported as ``experiment.<field>``; one that
-    an axis brings in as ``sweep: <field> (e.g. trial ...)``. A base value that no trial uses
-    (say a warm-up too long for DRIVE in a sweep without DRIVE) is no problem.
-    """
-    from sweeps.space import expand_trials
-
-    try:
-        ExperimentConfig.model_validate(spec.experiment)
-        in_base: set[str] = set()
-    except ValidationError as e:
-        in_base = set(format_validation_error(e))
-    found: dict[str, str] = {}  # problem line -> where it comes from
-    for trial in expand_trials(spec):
-        for bounds in _sampler_bounds(spec):
-            point = {**trial, **bounds}
-            try:
-                trial_config(spec.experiment, point)
-            except ConfigError as e:
-                for p in e.problems:
-                    found.setdefault(p, "" if p in in_base else
-                                     ", ".join(f"{k}={v}" for k, v in point.items()))
-    if found:
-        raise SweepError([f"experiment.{p}" if not where else f"sweep: {p} (e.g. trial {where})"
-                          for p, where in found.items()][:20])
-
-
-def _sampler_bounds(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Each sampled axis at each of its extreme (or choice) values and at one value inside its
-    range, one axis at a time, so that a bad range fails before Ray starts (a continuous range
-    over an integer or boolean field fails at the inner value: 1.37 is no epoch count)."""
-    checks: list[dict[str, Any]] = [{}]
-    for key, sampler in spec.sampled_axes.items():
-        kind, args = next(iter(sampler.items()))
-        if kind == "choice":
-            values = list(args)
-        elif kind == "randint":
-            values = [args[0], args[1] - 1]
-        else:
-            low, high = args[0], args[1]
-            inner = low + 0.37 * (high - low)
-            if kind == "quniform":  # a multiple of q inside the range, as Tune rounds to
-                inner = min((v for v in (args[2] * round(low / args[2] + k) for k in (1, 2))
-                             if v != int(v) and low <= v <= high), default=low)
-            values = [low, inner, high]
-        checks += [{key: v} for v in values]
-    return checks
-
-
-def trial_config(base: dict[str, Any], overrides: dict[str, Any]) -> ExperimentConfig:
-    """The experiment config of one trial: the base config with the trial's dotted values set."""
-    import copy
-
-    from drive.config import build_config, set_dotted
-
-    tree = copy.deepcopy(base)
-    for key, value in overrides.items():
-        set_dotted(tree, key, value)
-    return build_config(tree)

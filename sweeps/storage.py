@@ -12,7 +12,9 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import pyarrow.fs as pafs
 
-from drive.record import RECORD_FILE, Append, StorageError, local_appender
+from drive.errors import StorageError
+from drive.record import Sink, local_sink
+from drive.schema import RECORD_FILE
 from sweeps.spec import REMOTE_SCHEMES, SweepError
 
 #: Files of a trial folder that the analysis needs (no checkpoints).
@@ -113,16 +115,12 @@ def remove_claim(path: str, name: str) -> None:
         pass
 
 
-def record_sink(path: str) -> tuple[Append, str]:
-    """``append(text)`` for the record at ``path`` and the text it already holds.
-
-    Local folders and NFS append to the file; object stores (S3, GCS) rewrite the object with
-    every line (a record is small). Write errors are :class:`~drive.record.StorageError`.
-    """
+def record_sink(path: str) -> Sink:
+    """The record at ``path``: local folders and NFS append to the file; object stores (S3,
+    GCS) rewrite the object with every line (a record is small). Write errors are
+    :class:`~drive.errors.StorageError`."""
     if not path.startswith(REMOTE_SCHEMES):
-        local = Path(path).expanduser()
-        existing = local.read_text(errors="replace") if local.is_file() else ""
-        return local_appender(local), existing
+        return local_sink(Path(path).expanduser())
     try:
         existing = read_text(path)
     except FileNotFoundError:
@@ -131,14 +129,23 @@ def record_sink(path: str) -> tuple[Append, str]:
         raise StorageError(f"storage: cannot read {path} ({_first_line(e)})") from None
     text = [existing if not existing or existing.endswith("\n") else existing + "\n"]
 
-    def append(line: str) -> None:
-        text.append(line)
+    def write() -> None:
         try:
             write_text(path, "".join(text))
         except OSError as e:
             raise StorageError(f"storage: cannot write {path} ({_first_line(e)})") from None
 
-    return append, existing
+    def append(line: str) -> None:
+        text.append(line)
+        write()
+
+    def reset() -> None:
+        text[:] = []
+        sink.existing = ""
+        write()
+
+    sink = Sink(append, existing, reset)
+    return sink
 
 
 def is_remote(path: str) -> bool:

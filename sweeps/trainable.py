@@ -1,4 +1,4 @@
-"""The Ray Tune function trainable: one ``drive`` experiment per trial.
+"""The Ray Tune function trainable: one recorded, resumable experiment per trial (:func:`drive.run.run`).
 
 The trial writes its record (``metrics.jsonl`` in its folder, docs/results.md) from its first
 second: ``start`` before anything is loaded, every epoch and IMP level, and ``end`` with
@@ -10,10 +10,9 @@ To Tune it reports only what schedulers and searchers use: ``epochs_done`` (ASHA
 training epochs), the phase, the density and the accuracies *when evaluated* (never a
 placeholder). A checkpoint (the experiment's resumable state) is taken every
 ``checkpoint_every`` epochs and at every phase boundary, written in the background while the next
-epoch trains (:class:`drive.state.CheckpointWriter`), and goes to Tune with the next report (the
-last one with the final report); a retried or restored trial continues from
-``tune.get_checkpoint()``. A trial whose record already ended (finished, diverged,
-stopped) is never run again: it reports its end and returns.
+epoch trains, and goes to Tune with the next report (the last one with the final report); a
+retried or restored trial continues from ``tune.get_checkpoint()``. A trial whose record already
+ended (finished, diverged, stopped) is never run again: it reports its end and returns.
 """
 
 from __future__ import annotations
@@ -28,14 +27,13 @@ from typing import Any
 
 from ray import tune
 
-from drive.data import prepare_dataset
-from drive.experiment import Experiment, Progress
-from drive.record import (RECORD_FILE, REPORTED_METRICS, TERMINAL, Recorder, StorageError,
-                          last_status, one_line, parse_record, record_run)
+from drive.errors import StorageError
+from drive.experiment import Progress
+from drive.run import run
+from drive.schema import RECORD_FILE, REPORTED_METRICS
 from drive.state import CheckpointWriter, load_state
-from sweeps.space import trial_overrides
-from sweeps.spec import trial_config
 from sweeps.storage import record_sink
+from sweeps.trials import trial_config, trial_overrides
 
 STATE_FILE = "state.pt"
 
@@ -59,18 +57,6 @@ def _maybe_fail(epochs_done: int) -> None:
     if epochs_done == int(at) and not Path(marker).exists():
         Path(marker).write_text(f"failed once after epoch {epochs_done}\n")
         os._exit(1)
-
-
-def _wants_checkpoint(p: Progress, method: str, every: int) -> bool:
-    """Every ``every`` epochs, and at the end of warm-up, of pruning and of each IMP round.
-
-    Rewinding, IMP's fork and join and its magnitude pruning take no time to redo, so they get
-    no checkpoint.
-    """
-    phase = p.metrics["phase"]
-    if phase in ("rewind", "fork", "join") or (phase == "prune" and method == "imp"):
-        return False
-    return p.boundary or (phase != "prune" and p.metrics["epochs_done"] % every == 0)
 
 
 def tune_report(event: str, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +90,8 @@ def storage_failure(error: BaseException) -> str | None:
     return None
 
 
-def run_trial(config: dict[str, Any], *, base: dict[str, Any], checkpoint_every: int,
-              provenance: dict[str, Any], experiment_path: str,
+def run_trial(config: dict[str, Any], *, base: dict[str, Any], methods: list[str],
+              checkpoint_every: int, provenance: dict[str, Any], experiment_path: str,
               selection: dict[str, Any] | None = None) -> None:
     """Tune entry point (bind the keyword arguments with ``tune.with_parameters``).
 
@@ -114,7 +100,8 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], checkpoint_every:
     the sweep (:class:`sweeps.records.StopOnStorageError`).
     """
     try:
-        _run(config, base, checkpoint_every, provenance, experiment_path, selection)
+        _run(trial_config(base, trial_overrides(config, tuple(methods)), methods), checkpoint_every,
+             provenance, experiment_path, selection)
     except (StorageError, OSError) as e:
         reason = storage_failure(e) or storage_failure(e.__context__ or e)
         if reason is None:
@@ -122,78 +109,71 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], checkpoint_every:
         tune.report({"event": "storage_error", STORAGE_ERROR: reason})
 
 
-def _run(config: dict[str, Any], base: dict[str, Any], checkpoint_every: int,
-         provenance: dict[str, Any], experiment_path: str,
-         selection: dict[str, Any] | None) -> None:
-    cfg = trial_config(base, trial_overrides(config))
-    append, existing = record_sink(f"{trial_folder(experiment_path)}/{RECORD_FILE}")
-    if existing and last_status(existing) in TERMINAL:  # a restored sweep: done already
-        done = parse_record(existing.splitlines())
-        tune.report(tune_report("end", done.metrics()))
-        return
-    recorder = Recorder("", append)
-    start = {"provenance": provenance, "trial_id": tune.get_context().get_trial_id(),
-             "selection": selection}
-    try:
-        prepare_dataset(cfg.dataset, cfg.data)  # once per node, under a lock: nodes may join late
-        state = None
+class TuneCheckpoints:
+    """A trial's checkpoints (``drive.run.Checkpoints``): states written in the background into
+    a temporary folder, handed to Tune with the next report (which copies them into the trial's
+    storage), and the last one Tune holds to continue from."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.writer = CheckpointWriter()
+        self.pending: list[str] = []  # the folder of the checkpoint being written
+        for stale in Path(tempfile.gettempdir()).glob(f"{prefix}*"):  # left by a crashed attempt
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def load(self) -> dict[str, Any] | None:
         checkpoint = tune.get_checkpoint()
-        if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                state = load_state(Path(folder) / STATE_FILE)
-    except Exception as e:  # a checkpoint cut short, data gone: the record says so, not a stale end
-        _record_failed_attempt(recorder, cfg, start, existing, e)
-        raise
-    resumed = None if state is None else {"epochs_done": state["epochs_done"],
-                                          "history": len(state["history"])}
-    recorder.start(cfg, resumed=resumed, **start)
-    try:
-        exp = Experiment(cfg, state)
-    except Exception as e:
-        recorder.end_status("errored", one_line(e))
-        raise
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            return load_state(Path(folder) / STATE_FILE)
 
-    writer, pending = CheckpointWriter(), []  # the folder of the checkpoint being written
-    prefix = f"drive-checkpoint-{tune.get_context().get_trial_id()}-"
-    for stale in Path(tempfile.gettempdir()).glob(f"{prefix}*"):  # left by this trial's crashed attempt
-        shutil.rmtree(stale, ignore_errors=True)
+    def save(self, state: dict[str, Any]) -> None:
+        self.writer.wait()
+        self.pending.append(tempfile.mkdtemp(prefix=self.prefix))
+        self.writer.submit(state, Path(self.pending[-1]) / STATE_FILE)
 
-    def report(metrics: dict[str, Any]) -> None:
+    def close(self) -> None:
+        """Finish the write in progress (its checkpoint goes with the final report)."""
+        self.writer.wait()
+
+    def report(self, metrics: dict[str, Any]) -> None:
         """Report to Tune with the checkpoint written since the last report, if any."""
-        if not pending:
+        if not self.pending:
             tune.report(metrics)
             return
-        writer.wait()
-        folder = pending.pop()
+        self.writer.wait()
+        folder = self.pending.pop()
         try:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))  # copies it
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    def discard(self) -> None:
+        """Remove what was not reported (a run that ended early)."""
+        for folder in self.pending:
+            with contextlib.suppress(Exception):  # the error that ended the run is the one to see
+                self.writer.wait()
+            shutil.rmtree(folder, ignore_errors=True)
+        self.pending.clear()
+
+
+def _run(cfg, checkpoint_every: int, provenance: dict[str, Any], experiment_path: str,
+         selection: dict[str, Any] | None) -> None:
+    trial_id = tune.get_context().get_trial_id()
+    checkpoints = TuneCheckpoints(f"drive-checkpoint-{trial_id}-")
+
     def on_progress(p: Progress) -> None:
-        report(tune_report("level", {**p.metrics, **p.level}) if p.level else tune_report("epoch", p.metrics))
-        if _wants_checkpoint(p, cfg.method, checkpoint_every):
-            pending.append(tempfile.mkdtemp(prefix=prefix))
-            writer.submit(p.state(), Path(pending[0]) / STATE_FILE)  # a copy, written meanwhile
+        checkpoints.report(tune_report("level", {**p.metrics, **p.level}) if p.level
+                           else tune_report("epoch", p.metrics))
         _maybe_fail(p.metrics["epochs_done"])
 
     try:
-        metrics = record_run(exp, recorder, on_progress)
-        report(tune_report("end", {**metrics, "epochs_done": exp.epochs_done}))
+        outcome = run(cfg, sink=record_sink(f"{trial_folder(experiment_path)}/{RECORD_FILE}"),
+                      checkpoints=checkpoints, checkpoint_every=checkpoint_every,
+                      start={"provenance": provenance, "trial_id": trial_id, "selection": selection},
+                      on_progress=on_progress, record_early=True)
+        done = outcome.experiment.epochs_done if outcome.experiment else outcome.metrics.get("epochs_done")
+        checkpoints.report(tune_report("end", {**outcome.metrics, "epochs_done": done}))
     finally:
-        for folder in pending:  # a run that ended early: its last checkpoint goes unreported
-            with contextlib.suppress(Exception):  # the error that ended the run is the one to see
-                writer.wait()
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _record_failed_attempt(recorder: Recorder, cfg, start: dict[str, Any], existing: str | None,
-                           error: Exception) -> None:
-    """A ``start`` (keeping the history so far) and an ``errored`` end for an attempt that failed
-    before its experiment existed; the error itself is what the trial raises."""
-    before = parse_record(existing.splitlines()) if existing else None
-    history = before.history if before is not None else []
-    resumed = {"epochs_done": history[-1].get("epochs_done", 0), "history": len(history)} if history else None
-    with contextlib.suppress(OSError):  # storage that fails too: the original error is the one to see
-        recorder.start(cfg, resumed=resumed, **start)
-        recorder.end_status("errored", one_line(error))
+        checkpoints.discard()

@@ -5,14 +5,14 @@ across every figure (colour-blind safe), put legends outside the data, and raise
 :class:`NoData` when the frame lacks what they need. :func:`save_figure` writes PNG and PDF.
 """
 
+from analysis.plots.ablation import method_arguments, warmup_heatmap
 from analysis.plots.accuracy import accuracy_vs_cost, accuracy_vs_sparsity, pareto_front
 from analysis.plots.cost import cost_vs_imp
-from analysis.plots.drive import drive_heatmap, drive_terms
 from analysis.plots.layers import layer_density, layer_means
-from analysis.plots.style import METHOD_STYLE, NoData, method_style, save_figure
+from analysis.plots.style import NoData, method_style, save_figure
 
 __all__ = [
-    "METHOD_STYLE", "NoData", "accuracy_vs_cost", "accuracy_vs_sparsity", "cost_vs_imp",
-    "drive_heatmap", "drive_terms", "layer_density", "layer_means", "method_style",
+    "NoData", "accuracy_vs_cost", "accuracy_vs_sparsity", "cost_vs_imp", "layer_density",
+    "layer_means", "method_arguments", "method_style", "warmup_heatmap",
     "pareto_front", "save_figure",
 ]

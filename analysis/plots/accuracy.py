@@ -7,10 +7,18 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from analysis.aggregate import aggregate, attempted_levels, primary_labels
+from analysis.aggregate import aggregate, attempted_levels, of_plan, primary_labels
 from analysis.plots.style import (
-    NoData, draw_lines, figure_legend, method_style, order_methods, pairs, panel_grid,
-    panel_title, sparsity_axis, styled,
+    NoData,
+    draw_lines,
+    figure_legend,
+    method_style,
+    order_methods,
+    pairs,
+    panel_grid,
+    panel_title,
+    sparsity_axis,
+    styled,
 )
 
 ACC_LABEL = {"test_acc": "final test accuracy (%)", "best_test_acc": "best test accuracy (%)"}
@@ -22,7 +30,7 @@ SYMLOG_NOTE = "symmetric log: 0 = free"
 def dense_reference(agg: pd.DataFrame, model: str, dataset: str, metric: str = "test_acc"
                     ) -> float | None:
     """Mean accuracy of the dense baseline (over seeds) for a model and data set, if any."""
-    rows = agg[(agg["method"] == "dense") & (agg["model"] == model) & (agg["dataset"] == dataset)]
+    rows = agg[of_plan(agg["method"], "dense") & (agg["model"] == model) & (agg["dataset"] == dataset)]
     return None if rows.empty else float(rows[f"{metric}_mean"].mean())
 
 
@@ -54,7 +62,7 @@ def accuracy_vs_sparsity(df: pd.DataFrame, *, metric: str = "test_acc", model: s
     """
     found = pairs(df, model, dataset)
     agg = aggregate(df)
-    lines = primary_labels(agg[agg["method"] != "dense"])
+    lines = primary_labels(agg[~of_plan(agg["method"], "dense")])
     if not found or lines.empty:
         raise NoData("no finished pruned trial to plot accuracy against sparsity")
     attempted = attempted_levels(df, agg)
@@ -94,7 +102,7 @@ def accuracy_vs_cost(df: pd.DataFrame, sparsity: float, *, cost: str = "prune_sa
     """
     sparsity = round(float(sparsity), 6)
     agg = aggregate(df)
-    points = agg[(agg["sparsity"] == sparsity) & (agg["method"] != "dense")]
+    points = agg[(agg["sparsity"] == sparsity) & ~of_plan(agg["method"], "dense")]
     found = [p for p in pairs(df, model, dataset)
              if ((points["model"] == p[0]) & (points["dataset"] == p[1])).any()]
     if not found:

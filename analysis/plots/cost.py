@@ -7,11 +7,22 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.aggregate import (
-    aggregate, attempted_levels, primary_labels, speedup,
+    aggregate,
+    attempted_levels,
+    of_plan,
+    primary_labels,
+    speedup,
 )
 from analysis.plots.style import (
-    NoData, draw_lines, figure_legend, method_style, pairs, panel_grid, panel_title,
-    sparsity_axis, styled,
+    NoData,
+    draw_lines,
+    figure_legend,
+    method_style,
+    pairs,
+    panel_grid,
+    panel_title,
+    sparsity_axis,
+    styled,
 )
 
 COSTS = {
@@ -34,21 +45,23 @@ def cost_vs_imp(df: pd.DataFrame, *, cost: str = "prune_time_s", model: str | No
     """
     speed_col, speed_label, cost_label = COSTS[cost]
     agg = aggregate(df)
-    if not (agg["method"] == "imp").any():
+    imp = of_plan(agg["method"], "imp")
+    if not imp.any():
         raise NoData("no finished IMP trial: no speed-up over IMP")
     found = pairs(df, model, dataset)
-    primary = primary_labels(agg[agg["method"] != "dense"])
+    primary = primary_labels(agg[~of_plan(agg["method"], "dense")])
+    reference = method_style(str(agg.loc[imp, "method"].iloc[0]))[0]
     fast = speedup(primary)
     attempted = attempted_levels(df, agg)
     fig, axes = panel_grid(len(found), 2, legend_width=1.8)
     for (ax_speed, ax_cost), (m, d) in zip(axes, found):
         here = (fast["model"] == m) & (fast["dataset"] == d)
         tried = attempted[(attempted["model"] == m) & (attempted["dataset"] == d)]
-        shown = fast[here & (fast["method"] != "imp")]
+        shown = fast[here & ~of_plan(fast["method"], "imp")]
         free = sorted(shown.loc[np.isinf(shown[speed_col]), "label"].unique())
         draw_lines(ax_speed, shown.assign(**{speed_col: shown[speed_col].replace(np.inf, np.nan)}),
                    speed_col, attempted=tried, log=True)
-        ax_speed.axhline(1.0, color=method_style("imp")[0], linestyle="--", linewidth=1.2,
+        ax_speed.axhline(1.0, color=reference, linestyle="--", linewidth=1.2,
                          label="IMP = 1×")
         ax_speed.set_ylabel(speed_label)
         panel_title(ax_speed, m, d, "speed-up over IMP" + (f"\n(free, ∞: {', '.join(free)})"

@@ -6,9 +6,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.aggregate import VARIANTS, aggregate, primary_at
+from analysis.aggregate import VARIANTS, aggregate, of_plan, primary_at
 from analysis.plots.style import (
-    NoData, figure_legend, fmt_pct, method_style, order_methods, pairs, panel_grid, panel_title,
+    NoData,
+    figure_legend,
+    fmt_pct,
+    method_style,
+    order_methods,
+    pairs,
+    panel_grid,
+    panel_title,
     styled,
 )
 from analysis.results import CFG_PREFIX, layer_frame
@@ -23,7 +30,7 @@ def layer_means(df: pd.DataFrame, sparsity: float) -> pd.DataFrame:
     layer_index, layer, density, and collapsed_seeds (seeds in which the layer has no weight)."""
     sparsity = round(float(sparsity), 6)
     agg = aggregate(df)
-    primary = primary_at(agg[agg["method"] != "dense"], sparsity)
+    primary = primary_at(agg[~of_plan(agg["method"], "dense")], sparsity)
     swept = [c for c in primary.columns if c.startswith(CFG_PREFIX)]
     layers = layer_frame(df[df["complete"] & (df["sparsity"] == sparsity)], extra=swept)
     if layers.empty or primary.empty:

@@ -1,7 +1,8 @@
 """Shared look of every figure: colours, markers, axes, legends and saving.
 
 Each method keeps one colour (Okabe-Ito, colour-blind safe), marker and line style in every
-figure, and methods appear in :data:`analysis.results.METHOD_ORDER`. Figures are built with
+figure (as its records describe it, :mod:`analysis.methods`), and methods appear in their
+order (the built-ins' first). Figures are built with
 :class:`matplotlib.figure.Figure` directly, which renders with Agg and touches no global
 pyplot state.
 """
@@ -21,25 +22,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 
+from analysis import methods
 from analysis.aggregate import completed, headline_levels
-from analysis.results import METHOD_ORDER, method_key
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-def _registry_styles() -> dict[str, tuple[str, str, str]]:
-    try:
-        from drive.methods import METHODS
-    except ImportError:  # analysis works without the pruner library
-        return {}
-    return {name: (m.color, m.marker, m.linestyle) for name, m in
-            ((n, METHODS.get(n)) for n in METHODS.in_order())}
-
-
-#: method -> (colour, marker, line style), from the method registry (drive.methods).
-METHOD_STYLE: dict[str, tuple[str, str, str]] = _registry_styles()
-_EXTRA = [("#332288", "h", "-"), ("#882255", "*", "--"), ("#117733", "p", "-."),
-          ("#AA4499", "<", ":")]
 
 RC = {
     "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
@@ -56,19 +43,8 @@ class NoData(ValueError):
 
 
 def method_style(method: str) -> tuple[str, str, str]:
-    """(colour, marker, line style) of ``method``, stable across figures (a plugin method that
-    is importable here gets the style of its registry entry)."""
-    if method in METHOD_STYLE:
-        return METHOD_STYLE[method]
-    if ":" in method:
-        try:
-            from drive.methods import get_method
-
-            spec = get_method(method)
-            return spec.color, spec.marker, spec.linestyle
-        except (ImportError, LookupError):
-            pass
-    return _EXTRA[sum(map(ord, method)) % len(_EXTRA)]
+    """(colour, marker, line style) of ``method``, the same in every figure."""
+    return methods.info(method).style
 
 
 def styled(func: Callable[P, R]) -> Callable[P, R]:
@@ -108,9 +84,11 @@ def figure_legend(fig: Figure, axes: Iterable[Axes], title: str | None = None) -
             if not label.startswith("_"):
                 handles.setdefault(label, h)
     # methods in their fixed order first, then references (dense, IMP = 1x, Pareto front, ...)
-    first = lambda label: label.split(" ", 1)[0]  # noqa: E731
-    ordered = sorted(handles, key=lambda lb: (first(lb) not in METHOD_STYLE or first(lb) == "dense",
-                                              method_key(first(lb))))
+    def key(label: str) -> tuple[bool, tuple[int, str]]:
+        method = methods.of_label(label)
+        return method is None or not methods.info(method).prunes, methods.order_key(method or label)
+
+    ordered = sorted(handles, key=key)
     handles = {label: handles[label] for label in ordered}
     if handles:
         fig.legend(handles.values(), handles.keys(), loc="outside right upper", title=title,
@@ -217,6 +195,6 @@ def panel_title(ax: Axes, model: str, dataset: str, extra: str = "") -> None:
     ax.set_title(f"{model} on {dataset}" + (f" — {extra}" if extra else ""))
 
 
-def order_methods(methods: Iterable[str]) -> list[str]:
-    known = [m for m in METHOD_ORDER if m in set(methods)]
-    return known + sorted(set(methods) - set(known))
+def order_methods(names: Iterable[str]) -> list[str]:
+    """``names`` in the order of every table and figure."""
+    return methods.order(names)

@@ -9,12 +9,11 @@ import torch
 from drive.config import DataConfig
 from drive.data.args import check_args
 from drive.data.augment import Normalizer
-from drive.data.base import DATASETS, AnyData, DataError, FolderData, ImageData
+from drive.data.base import DATASETS, AnyData, FolderData, ImageData
 from drive.data.folder_loader import FolderLoader
 from drive.data.jpeg import encoded, resolve_decode
 from drive.data.loader import ImageLoader
-from drive.record import one_line
-from drive.registry import RegistryError
+from drive.errors import DataError, RegistryError, one_line
 
 Loader = ImageLoader | FolderLoader
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from drive.config import DataConfig
-from drive.data.base import DataError
+from drive.errors import DataError
 
 A = TypeVar("A", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])

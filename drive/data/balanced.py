@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Subset
 
-from drive.data.base import AnyData, DataError, ImageData
+from drive.data.base import AnyData, ImageData
+from drive.errors import DataError
 
 
 def train_labels(data: AnyData) -> torch.Tensor:

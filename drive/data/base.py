@@ -22,19 +22,11 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from drive.config import DataConfig
+from drive.errors import DataError
 from drive.registry import Registry
-
 
 #: The sample dtypes :class:`ImageData` holds.
 SAMPLE_DTYPES = (torch.uint8, torch.float32)
-
-
-class DataError(ValueError):
-    """A data set that cannot be loaded; the message is one line starting with the config field
-    at fault (``data.root: ...``, ``dataset: ...``)."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(message.split()))
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,8 +20,9 @@ from torchvision.datasets import CIFAR10, CIFAR100, VisionDataset
 from torchvision.datasets.utils import check_integrity
 
 from drive.config import DataConfig
-from drive.data.base import DATASETS, DataError, ImageData
+from drive.data.base import DATASETS, ImageData
 from drive.data.safe_pickle import UnsafePickleError, load_batch
+from drive.errors import DataError
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)

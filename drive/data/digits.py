@@ -13,7 +13,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from drive.config import DataConfig
-from drive.data.base import DATASETS, DataError, ImageData, channel_stats
+from drive.data.base import DATASETS, ImageData, channel_stats
+from drive.errors import DataError
 
 
 @DATASETS.register("digits")

@@ -17,8 +17,9 @@ from pathlib import Path
 from torchvision import transforms
 
 from drive.config import DataConfig
-from drive.data.base import DATASETS, DataError, FolderData
+from drive.data.base import DATASETS, FolderData
 from drive.data.jpeg import JpegFolder, pil_transform
+from drive.errors import DataError
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 INSTRUCTIONS = ("ImageNet cannot be downloaded automatically: get ILSVRC-2012 from https://image-net.org "

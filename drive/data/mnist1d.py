@@ -27,8 +27,9 @@ from pydantic import Field, field_validator
 
 from drive.config import DataConfig
 from drive.data.args import DataArgs, dataset_args, takes_args
-from drive.data.base import DATASETS, DataError, ImageData, channel_stats
+from drive.data.base import DATASETS, ImageData, channel_stats
 from drive.data.cache import load_or_build
+from drive.errors import DataError
 
 NUM_CLASSES = 10
 FOLDER = "mnist1d"

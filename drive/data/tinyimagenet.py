@@ -23,8 +23,9 @@ from PIL import Image
 from torchvision.datasets.utils import download_and_extract_archive
 
 from drive.config import DataConfig
-from drive.data.base import DATASETS, DataError, ImageData
+from drive.data.base import DATASETS, ImageData
 from drive.data.cache import load_or_build
+from drive.errors import DataError
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 MD5 = "90528d7ca1a48142e341f4ef8d21d0de"

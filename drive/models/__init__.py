@@ -14,6 +14,6 @@ order: the first conv module is the input stem and the last linear module the cl
 
 # Importing the model modules registers their factories.
 from drive.models import alexnet, cifar_resnet, imagenet_resnet, mnist1d, small, vgg  # noqa: F401
-from drive.models.registry import MODELS, ModelError, build_model
+from drive.models.registry import MODELS, build_model
 
-__all__ = ["MODELS", "ModelError", "build_model"]
+__all__ = ["MODELS", "build_model"]

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from drive.models.registry import MODELS, ModelError
+from drive.errors import ModelError
+from drive.models.registry import MODELS
 from drive.models.small import mlp
 
 #: (kernel, stride, padding) of the three convolutions, as in the MNIST-1D paper's ConvBase.

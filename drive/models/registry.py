@@ -8,7 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from drive.registry import Registry, RegistryError
+from drive.errors import ModelError, RegistryError
+from drive.registry import Registry
 
 #: ``factory(num_classes, in_channels, image_size, **kwargs) -> nn.Module``; a factory that
 #: declares a ``sample_shape`` parameter also gets the shape of one input sample (see build_model)
@@ -19,14 +20,6 @@ SAMPLE_SHAPE = "sample_shape"
 
 #: Built-in models by name; the factories register themselves when :mod:`drive.models` is imported.
 MODELS: Registry[ModelFactory] = Registry("model")
-
-
-class ModelError(ValueError):
-    """A model that cannot be built; the message is one line starting with the field at fault
-    (``model: ...`` or ``model_args: ...``)."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(message.split()))
 
 
 def check_image_size(model: str, image_size: int, minimum: int) -> None:

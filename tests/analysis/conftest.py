@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from drive.schema import IDENTITY
+
 TINY = {"device": "cpu", "train": {"epochs": 1, "batch_size": 128}, "model_args": {"width": 0.5}}
 LAYERS = ["features.0.0", "features.1.0", "classifier"]
 
@@ -31,7 +33,8 @@ def run_real(record: Path | None = None, **axes: Any) -> dict[str, Any]:
     """A real experiment on digits, recorded (as a sweep trial or prune --out does) in ``record``."""
     from drive.config import build_config
     from drive.experiment import Experiment
-    from drive.record import Recorder, record_run
+    from drive.record import Recorder
+    from drive.run import record_experiment
 
     cfg = build_config(config_tree(**axes))
     exp = Experiment(cfg)
@@ -39,7 +42,18 @@ def run_real(record: Path | None = None, **axes: Any) -> dict[str, Any]:
         return exp.run()
     recorder = Recorder(record, truncate=True)
     recorder.start(cfg, trial_id=record.parent.name if record.name == "metrics.jsonl" else None)
-    return record_run(exp, recorder)
+    return record_experiment(exp, recorder)
+
+
+def method_info(method: str) -> dict[str, Any] | None:
+    """What the writer records of a method (its ``Method.info()``), None for an unknown one."""
+    from drive.errors import RegistryError
+    from drive.method import get_method
+
+    try:
+        return get_method(method).info()
+    except RegistryError:
+        return None
 
 
 def fake_metrics(method: str, sparsity: float, seed: int = 0, test_acc: float = 0.9,
@@ -57,7 +71,7 @@ def fake_metrics(method: str, sparsity: float, seed: int = 0, test_acc: float = 
          "collapsed_layers": [n for n, d in layers.items() if d == 0], "params_total": 1100,
          "prune_time_s": prune_time_s, "prune_samples": prune_samples, "train_time_s": 2.0,
          "total_time_s": prune_time_s + 2.0, "eval_time_s": 0.1, "wall_time_s": 5.0,
-         "levels": [],
+         "levels": [], "method_info": method_info(method),
          "config": {"method": method, "sparsity": sparsity, "model": "digits_cnn", "seed": seed,
                     "train": {"epochs": 4}, **config}}
     m.update(fields)
@@ -76,10 +90,10 @@ def write_record(folder: Path, trial_id: str, metrics: dict[str, Any] | None = N
     path = folder / trial_id / "metrics.jsonl"
     rec = Recorder(path, truncate=True)
     src = {**(metrics or {}), **start}
-    ident = {k: src.get(k) for k in ("method", "sparsity", "model", "dataset", "seed", "epochs",
-                                     "warmup_epochs", "prune_iterations")}
+    ident = {k: src.get(k) for k in IDENTITY}
+    info = src.get("method_info", method_info(src["method"]) if src.get("method") else None)
     rec.write("start", record=1, **ident, trial_id=trial_id, resumed=None, selection=None,
-              provenance=None, config=src.get("config", {}))
+              provenance=None, method_info=info, config=src.get("config", {}))
     for line in lines:
         rec.write(line["event"], **{k: v for k, v in line.items() if k != "event"})
     if end is not None:

@@ -5,7 +5,12 @@ import pandas as pd
 import pytest
 
 from analysis.aggregate import (
-    aggregate, attempted_levels, default_sparsity, headline_levels, primary_labels, speedup,
+    aggregate,
+    attempted_levels,
+    default_sparsity,
+    headline_levels,
+    primary_labels,
+    speedup,
     swept_columns,
 )
 from analysis.results import rows_from_metrics, tidy
@@ -75,10 +80,11 @@ def test_an_ablation_mixed_into_a_report_does_not_change_the_headline(make):
     agg = aggregate(df)
     assert set(agg["label"]) == {"drive (w 1,1,1)", "drive (w 1,0,1)"}
     assert set(primary_labels(agg)["label"]) == {"drive (w 1,1,1)"}
-    chosen = choose_variants(df, ["drive:drive_weights=1,0,1"])
+    chosen = choose_variants(df, ["drive:drive.weights=1,0,1"])
+    assert chosen["chosen"].equals(choose_variants(df, ["drive:drive.weights=[1, 0, 1]"])["chosen"])
     assert set(primary_labels(aggregate(chosen))["label"]) == {"drive (w 1,0,1)"}
-    with pytest.raises(ResultsError, match="--variant: no drive trial has drive_weights = 9"):
-        choose_variants(df, ["drive:drive_weights=9"])
+    with pytest.raises(ResultsError, match="--variant: no drive trial has drive.weights = 9"):
+        choose_variants(df, ["drive:drive.weights=9"])
     with pytest.raises(ResultsError, match="METHOD:FIELD=VALUE"):
         choose_variants(df, ["drive"])
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from analysis import plots
+from analysis import methods, plots
 from analysis.aggregate import aggregate, speedup
 from analysis.plots.style import thin
 from analysis.results import load, rows_from_metrics, tidy
@@ -123,7 +123,7 @@ def test_pareto_points_and_front(sweep):
 
 
 def test_heatmap_cells_equal_the_aggregates_and_missing_cells_are_marked(sweep):
-    fig = plots.drive_heatmap(sweep, 0.9)
+    fig = plots.warmup_heatmap(sweep, 0.9)
     ax = fig.axes[0]
     values = ax.images[0].get_array()
     at = sweep[(sweep["method"] == "drive") & (sweep["sparsity"] == 0.9)]
@@ -136,25 +136,25 @@ def test_heatmap_cells_equal_the_aggregates_and_missing_cells_are_marked(sweep):
     texts = [t.get_text() for t in ax.texts]
     assert "—" not in texts
     one_missing = sweep[~((sweep["warmup_epochs"] == 2) & (sweep["prune_iterations"] == 1))]
-    masked = plots.drive_heatmap(one_missing, 0.9).axes[0]
+    masked = plots.warmup_heatmap(one_missing, 0.9).axes[0]
     assert np.ma.is_masked(masked.images[0].get_array()[1, 0])
     assert "—" in [t.get_text() for t in masked.texts]
     with pytest.raises(plots.NoData):
-        plots.drive_heatmap(sweep, 0.5)
+        plots.warmup_heatmap(sweep, 0.5)
 
 
-def test_drive_terms_points(make):
+def test_method_arguments_points(make):
     ms = [make.metrics("drive", 0.9, seed=s, test_acc=acc, warmup_epochs=1, prune_iterations=10,
                        config={"drive": {"weights": w}})
           for s in (0, 1) for w, acc in (([1, 1, 1], 0.7), ([1, 0, 0], 0.6))]
     df = frame(*ms)
-    ax = plots.drive_terms(df).axes[0]
+    ax = plots.method_arguments(df).axes[0]
     line = lines_by_label(ax)["sparsity 90%"]
     assert line.get_xdata() == pytest.approx([60, 70])  # settings sorted by name
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["w 1,0,0 · mean · sum",
-                                                            "w 1,1,1 · mean · sum"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["w 1,0,0 · norm mean · comb sum",
+                                                            "w 1,1,1 · norm mean · comb sum"]
     with pytest.raises(plots.NoData):
-        plots.drive_terms(df[df["drive_weights"] == "1,1,1"])
+        plots.method_arguments(df[df["cfg.drive.weights"] == "[1.0, 1.0, 1.0]"])
 
 
 def test_layer_density_lines_and_collapse(make):
@@ -181,8 +181,8 @@ def test_one_colour_per_method_in_every_figure(sweep):
                 plots.accuracy_vs_cost(sweep, 0.9)):
         for ax in fig.axes:
             for label, line in lines_by_label(ax).items():
-                method = label.split(" ")[0]
-                if method in plots.METHOD_STYLE:
+                method = methods.of_label(label)
+                if method is not None:
                     colours.setdefault(method, set()).add(line.get_color())
     assert all(len(c) == 1 for c in colours.values()) and len(colours) >= 5
 

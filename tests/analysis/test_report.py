@@ -36,11 +36,11 @@ def test_report_files(report):
     path, text, df, _ = report
     out = path.parent
     for name in ("accuracy_vs_sparsity", "time_vs_imp", "samples_vs_imp", "accuracy_vs_cost",
-                 "drive_heatmap", "layer_density"):
+                 "warmup_heatmap", "layer_density"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
         assert (out / "figures" / f"{name}.pdf").exists()
         assert f"figures/{name}.png" in text
-    assert "*DRIVE: score term settings*: not drawn — no DRIVE term-setting variants" in text
+    assert "*A method's arguments (DRIVE: its score terms)*: not drawn — no variants of a method's arguments" in text
     pd.testing.assert_frame_equal(read_saved(out / "results.parquet"), df)
     tex = (out / "tables.tex").read_text()
     assert r"\toprule" in tex and r"$\pm$" in tex and r"\label{tab:failed}" in tex
@@ -108,7 +108,7 @@ def test_report_without_imp_or_drive_variants_says_what_it_skipped(make, tmp_pat
         make.write_record(folder, f"{method}_{s}", m)
     text = write_report([folder], tmp_path / "out", sparsity=0.5).read_text()
     assert "*Pruning time vs IMP*: not drawn — no finished IMP trial" in text
-    assert "*DRIVE: warm-up epochs x pruning iterations*: not drawn — no DRIVE" in text
+    assert "*Warm-up epochs x pruning iterations (DRIVE)*: not drawn — no warm-up/iteration variants" in text
     assert "One-level figures and tables are at sparsity 50%" in text
     assert "Speed-up over IMP" not in text.split("## Figures")[1].split("## Final")[1]
     assert "None: every trial finished." in text

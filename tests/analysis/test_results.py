@@ -6,8 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.configs import list_text
 from analysis.results import (
-    COLUMNS, ResultsError, ResultsWarning, layer_frame, load, read_saved, rows_from_metrics, save,
+    COLUMNS,
+    ResultsError,
+    ResultsWarning,
+    layer_frame,
+    load,
+    read_saved,
+    rows_from_metrics,
+    save,
     tidy,
 )
 
@@ -59,7 +67,7 @@ def test_prune_out_json_and_folders_of_them(real_sweep, tmp_path):
     assert (row["experiment"], row["trial_id"]) == ("pruned", "random_s0.9")
     assert row["status"] == "finished"
     assert row["test_acc"] == m["test_acc"] and row["prune_samples"] == 0
-    assert row["warmup_epochs"] == 0 and pd.isna(row["drive_weights"])
+    assert row["warmup_epochs"] == 0 and "cfg.drive.weights" not in one  # random has no DRIVE args
     both = load([real_sweep.pruned.parent, real_sweep.experiment])
     assert set(both["experiment"]) == {"pruned", "sweep"}
 
@@ -111,7 +119,7 @@ def test_hand_written_records_statuses_reasons_and_partial_imp(tmp_path, make):
     d = by["div"].iloc[0]
     assert (d["status"], d["reason"]) == ("diverged", "training loss became nan")
     assert not d["complete"]
-    assert (d["warmup_epochs"], d["prune_iterations"], d["drive_weights"]) == (2, 10, "1,1,1")
+    assert (d["warmup_epochs"], d["prune_iterations"], list_text(d["cfg.drive.weights"])) == (2, 10, "1,1,1")
     imp = by["imp"].sort_values("sparsity")
     assert imp["status"].unique().tolist() == ["errored"]
     assert imp["reason"].iloc[0] == "NodeDiedError: the node died"
@@ -137,11 +145,12 @@ def test_only_drive_has_warmup_and_term_settings(tmp_path, make):
     make.write_record(exp, "a", snip)
     make.write_record(exp, "b", drive)
     df = load(exp).set_index("method")
-    assert df.loc["snip", "warmup_epochs"] == 0 and pd.isna(df.loc["snip", "drive_combine"])
+    assert df.loc["snip", "warmup_epochs"] == 0 and pd.isna(df.loc["snip", "cfg.drive.combine"])
     assert df.loc["snip", "cfg.warmup_epochs"] == 3  # the raw config is still there
-    assert tuple(df.loc["drive", ["warmup_epochs", "prune_iterations", "drive_weights",
-                                  "drive_normalize", "drive_combine"]]) == (3, 5, "1,0,0.5",
-                                                                            "mean", "product")
+    drive = df.loc["drive"]
+    assert (drive["warmup_epochs"], drive["prune_iterations"], list_text(drive["cfg.drive.weights"]),
+            drive["cfg.drive.normalize"], drive["cfg.drive.combine"]) == (3, 5, "1,0,0.5", "mean",
+                                                                          "product")
 
 
 def test_csv_and_parquet_round_trip(real_sweep, tmp_path):

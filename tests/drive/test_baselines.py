@@ -7,12 +7,18 @@ import pytest
 import torch
 from torch import nn
 
-from drive.baselines import erk_densities, force, layer_budgets, prospr
-from drive.config import ConfigError, build_config
+from drive.budgets import layer_budgets
+from drive.config import build_config
+from drive.errors import ConfigError
 from drive.experiment import Experiment, run
 from drive.masks import Masks, keep_count, select_top_k
+from drive.methods.erk import erk_densities
+from drive.methods.force import score as force
+from drive.methods.prospr import ProsprArgs
+from drive.methods.prospr import score as prospr
+from drive.methods.snip import score as snip
 from drive.prune import prune_iteratively
-from drive.scores import ScoreContext, snip
+from drive.scores import ScoreContext
 
 FAST = {"device": "cpu", "train": {"epochs": 2, "batch_size": 128}, "model_args": {"width": 0.5}}
 X = torch.randn(24, 5, generator=torch.Generator().manual_seed(0))
@@ -116,7 +122,7 @@ def test_force_at_one_iteration_is_snip_and_later_iterations_resurrect():
     assert all(torch.equal(by_force[n], by_snip[n]) for n in by_snip)
     from dataclasses import replace
 
-    from drive.methods import METHODS, get_method
+    from drive.method import get_method
 
     seen = []
 
@@ -124,11 +130,7 @@ def test_force_at_one_iteration_is_snip_and_later_iterations_resurrect():
         seen.append({n: m.clone() for n, m in c.keep.items()})
         return force(c)
 
-    METHODS.register("force_spy")(replace(get_method("force"), name="force_spy", score=spy))
-    try:
-        prune_iteratively("force_spy", masks, ctx, 0.05, 12)
-    finally:
-        del METHODS._factories["force_spy"]
+    prune_iteratively(replace(get_method("force"), name="force_spy", score=spy), masks, ctx, 0.05, 12)
     assert masks.kept == keep_count(0.05, masks.total)
     revived = sum(int((later[n] & ~earlier[n]).sum()) for earlier, later in zip(seen, seen[1:])
                   for n in earlier)
@@ -156,8 +158,7 @@ def test_prospr_is_the_meta_gradient_of_the_loss_after_sgd_steps_wrt_the_mask():
     net = nn.Linear(5, 3, bias=False).double()
     masks = Masks.for_model(net)
     batches = [(X[:12].double(), Y[:12]), (X[12:].double(), Y[12:])]
-    got = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, prospr_steps=1,
-                              prospr_lr=0.5))[""]
+    got = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, args=ProsprArgs(steps=1, lr=0.5)))[""]
     w0, eps = net.weight.detach().clone(), 1e-6
     fd = torch.zeros_like(w0)
     for i in range(w0.shape[0]):
@@ -180,11 +181,11 @@ def test_prospr_leaves_the_random_stream_and_the_model_alone():
     masks = Masks.for_model(net)
     batches = [(X[:8], Y[:8]), (X[8:16], Y[8:16]), (X[16:], Y[16:])]
     rng = torch.get_rng_state()
-    first = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, prospr_steps=2))
+    first = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, args=ProsprArgs(steps=2)))
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert not net.training
-    again = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, prospr_steps=2))
+    again = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, args=ProsprArgs(steps=2)))
     assert all(torch.equal(first[n], again[n]) for n in first)  # same stream: same dropout
 
 
@@ -302,8 +303,7 @@ def test_prospr_equals_mil_ads_masks_as_parameters_through_train_mode_steps(bn_r
 
     net, batches = bn_resnet(2), image_batches(4, seed=9)
     masks = Masks.for_model(net)
-    got = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, prospr_steps=3,
-                              prospr_lr=0.1))
+    got = prospr(ScoreContext(net, masks.weights, masks.keep, batches=batches, args=ProsprArgs(steps=3, lr=0.1)))
     ref = copy.deepcopy(net).train()
     c = {f"{n}.weight": torch.ones_like(w, requires_grad=True) for n, w in masks.weights.items()}
     fast = {k: p * c[k] if k in c else p.clone() for k, p in ref.named_parameters()}

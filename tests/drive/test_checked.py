@@ -2,7 +2,8 @@
 
 import pytest
 
-from drive.config import ConfigError, build_config
+from drive.config import build_config
+from drive.errors import ConfigError
 from sweeps.spec import SweepError, load_spec
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from drive.config import (ConfigError, ExperimentConfig, apply_overrides, build_config, load_config,
-                          read_yaml)
+from drive.config import ExperimentConfig, apply_overrides, build_config, load_config, read_yaml
+from drive.errors import ConfigError
 
 
 def errors_of(tree) -> list[str]:
@@ -13,8 +13,8 @@ def errors_of(tree) -> list[str]:
 def test_defaults_are_drive_on_digits_at_90_percent():
     cfg = ExperimentConfig()
     assert (cfg.method, cfg.dataset, cfg.sparsity) == ("drive", "digits", 0.9)
-    assert cfg.iterations == 10 and cfg.drive.weights == [1.0, 1.0, 1.0]
-    assert cfg.drive.normalize == "mean" and cfg.drive.combine == "sum"
+    assert cfg.iterations == 10 and cfg.args.weights == [1.0, 1.0, 1.0]
+    assert cfg.args.normalize == "mean" and cfg.args.combine == "sum"
 
 
 @pytest.mark.parametrize("method,t", [("drive", 10), ("synflow", 100), ("snip", 1), ("grasp", 1),
@@ -64,7 +64,7 @@ def test_overrides_parse_yaml_values_with_dotted_keys():
     tree = apply_overrides({"train": {"lr": 0.1}}, ["train.lr=0.01", "drive.weights=[1, 0, 2]",
                                                     "sparsity=0.95", "train.nesterov=true"])
     cfg = build_config(tree)
-    assert cfg.train.lr == 0.01 and cfg.drive.weights == [1.0, 0.0, 2.0]
+    assert cfg.train.lr == 0.01 and cfg.args.weights == [1.0, 0.0, 2.0]
     assert cfg.sparsity == 0.95 and cfg.train.nesterov is True
     with pytest.raises(ConfigError, match="expected key=value"):
         apply_overrides({}, ["nonsense"])

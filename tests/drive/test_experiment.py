@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from drive.config import build_config
+from drive.errors import CheckpointError
 from drive.experiment import Experiment, run
 from drive.masks import keep_count
-from drive.state import CheckpointError, load_state, save_state
+from drive.state import load_state, save_state
 
 FAST = {"device": "cpu", "train": {"epochs": 3, "batch_size": 128, "eval_every": 1},
         "model_args": {"width": 0.5}}
@@ -254,7 +255,7 @@ def test_grasp_scores_class_balanced_batches_when_asked():
 
 
 def test_imp_branches_must_lie_below_the_headline_sparsity():
-    from drive.config import ConfigError
+    from drive.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"imp.branches: must be below sparsity \(0.5\)"):
         config(method="imp", sparsity=0.5, imp={"branches": [0.8]})

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from drive.config import ConfigError
 from drive.bits import pack_bits
+from drive.errors import ConfigError
 from drive.masks import Masks, keep_count, prunable_layers, select_top_k
 
 
@@ -271,7 +271,7 @@ def test_masks_are_saved_as_bits_and_load_back():
 
 
 def test_a_sparsity_whose_exact_count_keeps_no_weight_is_refused():
-    from drive.config import ConfigError
+    from drive.errors import ConfigError
     from drive.masks import check_keeps_a_weight
 
     check_keeps_a_weight(0.999994, 93728, "m")  # round(0.000006 * 93728) = 1

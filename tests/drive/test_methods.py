@@ -1,12 +1,12 @@
 """The method registry: one entry per method, used everywhere, open to a user's own method."""
 
 import pytest
-import torch
 
-from drive.config import ConfigError, build_config
+from drive.config import build_config
+from drive.errors import ConfigError
 from drive.experiment import run
 from drive.masks import keep_count
-from drive.methods import METHODS, Method, applies, get_method
+from drive.method import METHODS, Method, applies, get_method
 from drive.plan import make_plan
 
 

@@ -1,12 +1,13 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
 from drive.masks import Masks, keep_count
+from drive.method import get_method
+from drive.methods.synflow import SynflowArgs
 from drive.prune import density_schedule, prune_iteratively
-from dataclasses import replace
-
-from drive.methods import METHODS, get_method
 from drive.scores import ScoreContext
 
 
@@ -44,14 +45,14 @@ class Recorder:
 
 
 @pytest.mark.parametrize("method", ["magnitude", "random", "snip", "grasp", "synflow", "drive"])
-def test_iterative_pruning_is_exact_and_monotone(method, monkeypatch):
+def test_iterative_pruning_is_exact_and_monotone(method):
     model = net()
     masks = Masks.for_model(model)
     batches = [(torch.randn(8, 1, 6, 6), torch.randint(0, 4, (8,)))]
-    ctx = ScoreContext(model, masks.weights, masks.keep, batches=batches, input_shape=(1, 6, 6))
+    ctx = ScoreContext(model, masks.weights, masks.keep, batches=batches, input_shape=(1, 6, 6),
+                       args=SynflowArgs(float64=False) if method == "synflow" else None)
     rec = Recorder(method)
-    monkeypatch.setitem(METHODS._factories, method, replace(get_method(method), score=rec))
-    report = prune_iteratively(method, masks, ctx, 0.05, 5)
+    report = prune_iteratively(replace(get_method(method), score=rec), masks, ctx, 0.05, 5)
     expected = [keep_count(d, masks.total) / masks.total for d in density_schedule(0.05, 5)]
     assert report.densities == pytest.approx(expected)
     assert masks.kept == keep_count(0.05, masks.total)
@@ -67,18 +68,15 @@ def test_iterative_pruning_is_exact_and_monotone(method, monkeypatch):
 def test_scores_are_recomputed_on_the_masked_network():
     model = net()
     masks = Masks.for_model(model)
-    ctx = ScoreContext(model, masks.weights, masks.keep, input_shape=(1, 6, 6))
+    ctx = ScoreContext(model, masks.weights, masks.keep, input_shape=(1, 6, 6),
+                       args=SynflowArgs(float64=False))
     seen = []
 
     def spy(c):
         seen.append(sum(int((w == 0).sum()) for w in c.weights.values()))
         return get_method("synflow").score(c)
 
-    METHODS.register("spy")(replace(get_method("synflow"), name="spy", score=spy))
-    try:
-        prune_iteratively("spy", masks, ctx, 0.1, 3)
-    finally:
-        del METHODS._factories["spy"]
+    prune_iteratively(replace(get_method("synflow"), name="spy", score=spy), masks, ctx, 0.1, 3)
     assert seen[0] < seen[1] < seen[2]  # each iteration sees the previous iterations' zeros
 
 

@@ -5,12 +5,11 @@ import pickle
 
 import pytest
 
-from drive.config import ConfigError, build_config
-from drive.data import DataError
+from drive.config import build_config
+from drive.errors import ConfigError, DataError, ModelError, StorageError, one_line
 from drive.experiment import Experiment
-from drive.models import ModelError
-from drive.record import (Recorder, StorageError, last_status, one_line, parse_record,
-                          read_record, record_run)
+from drive.record import Recorder, last_status, parse_record, read_record
+from drive.run import record_experiment
 
 FAST = {"device": "cpu", "method": "magnitude", "sparsity": 0.5, "model_args": {"width": 0.5},
         "train": {"epochs": 2, "batch_size": 128}}
@@ -24,7 +23,7 @@ def test_a_finished_run_reads_back_as_its_metrics(tmp_path):
     cfg = build_config({**FAST, "data": {"val_fraction": 0.1}})
     rec = Recorder(tmp_path / "r.jsonl")
     rec.start(cfg, provenance={"git_commit": "abc"}, trial_id="t1")
-    metrics = record_run(Experiment(cfg), rec)
+    metrics = record_experiment(Experiment(cfg), rec)
     record = read_record(tmp_path / "r.jsonl")
     assert (record.status, record.attempts, record.start["trial_id"]) == ("finished", 1, "t1")
     back = record.metrics()
@@ -42,7 +41,7 @@ def test_an_exception_writes_errored_with_one_line_then_propagates(tmp_path):
     rec = Recorder(tmp_path / "r.jsonl")
     rec.start(build_config(FAST))
     with pytest.raises(ConfigError):
-        record_run(Boom(), rec)
+        record_experiment(Boom(), rec)
     end = lines(tmp_path / "r.jsonl")[-1]
     assert (end["event"], end["status"]) == ("end", "errored")
     assert end["reason"] == "ConfigError: a.b: first problem; c: second problem"
@@ -56,7 +55,7 @@ def test_a_stop_writes_nothing(tmp_path):
     rec = Recorder(tmp_path / "r.jsonl")
     rec.start(build_config(FAST))
     with pytest.raises(SystemExit):
-        record_run(Stopped(), rec)
+        record_experiment(Stopped(), rec)
     assert read_record(tmp_path / "r.jsonl").status == "running"
 
 
@@ -94,8 +93,16 @@ def test_files_that_are_not_records(tmp_path):
 
 def test_nan_is_written_as_null_so_the_file_stays_json(tmp_path):
     rec = Recorder(tmp_path / "r.jsonl")
-    rec.progress({"train_loss": float("nan"), "x": [float("inf"), 1.0]})
-    assert lines(tmp_path / "r.jsonl")[0]["train_loss"] is None
+    rec.progress({"train_loss": float("nan")}, level={"level": 1, "layer_density": {"a": float("inf"), "b": 1.0}})
+    first, level = lines(tmp_path / "r.jsonl")
+    assert first["train_loss"] is None and level["layer_density"] == {"a": None, "b": 1.0}
+
+
+def test_the_writer_refuses_a_key_the_schema_does_not_name(tmp_path):
+    rec = Recorder(tmp_path / "r.jsonl")
+    with pytest.raises(ValueError, match="record: a epoch line has no key bogus"):
+        rec.progress({"train_loss": 1.0, "bogus": 2})
+    assert not (tmp_path / "r.jsonl").exists()  # nothing half-written
 
 
 def test_unwritable_storage_is_a_storage_error(tmp_path):

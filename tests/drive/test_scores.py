@@ -4,10 +4,17 @@ import pytest
 import torch
 from torch import nn
 
-from drive.config import DriveConfig
-from drive.masks import Masks
-from drive.masks import keep_count, select_top_k
-from drive.scores import ScoreContext, drive, grasp, loss_gradients, magnitude, random, snip, synflow
+from drive.masks import Masks, keep_count, select_top_k
+from drive.methods.drive import DriveArgs
+from drive.methods.drive import score as drive
+from drive.methods.grasp import GraspArgs
+from drive.methods.grasp import score as grasp
+from drive.methods.magnitude import score as magnitude
+from drive.methods.random import score as random
+from drive.methods.snip import score as snip
+from drive.methods.synflow import SynflowArgs
+from drive.methods.synflow import score as synflow_score
+from drive.scores import ScoreContext, loss_gradients
 
 W = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.5, -1.0]])
 X = torch.tensor([[1.0, 0.0, 2.0], [0.5, -1.0, 1.0], [-1.0, 2.0, 0.0]])
@@ -24,6 +31,14 @@ def linear_model() -> nn.Module:
 def context(net: nn.Module, **kw) -> ScoreContext:
     masks = Masks.for_model(net)
     return ScoreContext(net, masks.weights, masks.keep, batches=[(X, Y)], input_shape=(3,), **kw)
+
+
+def synflow(ctx: ScoreContext):
+    """SynFlow's score, in float32 unless ``ctx.args`` says otherwise (as these tests were
+    written: the context's default then)."""
+    if ctx.args is None:
+        ctx.args = SynflowArgs(float64=False)
+    return synflow_score(ctx)
 
 
 def ce_gradient(w: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -74,7 +89,7 @@ def test_snip_averages_gradients_over_batches():
 @pytest.mark.parametrize("temperature", [1.0, 200.0])
 def test_grasp_keeps_the_highest_w_times_hessian_gradient(temperature):
     """Wang et al. remove the top of S(-w) = -w*Hg, i.e. keep the highest w*Hg."""
-    ctx = context(linear_model(), grasp_temperature=temperature)
+    ctx = context(linear_model(), args=GraspArgs(temperature=temperature))
     g = ce_gradient(W, temperature)
     expected = W * ce_hessian_vector(W, g, temperature)
     torch.testing.assert_close(grasp(ctx)[""], expected, rtol=1e-4, atol=1e-12)
@@ -89,7 +104,7 @@ def test_grasp_masks_the_gradient_of_pruned_weights():
     masks.keep = {"": keep}
     masks.apply()
     w = net.weight.detach().clone()
-    ctx = ScoreContext(net, masks.weights, masks.keep, batches=[(X, Y)], grasp_temperature=1.0)
+    ctx = ScoreContext(net, masks.weights, masks.keep, batches=[(X, Y)], args=GraspArgs(temperature=1.0))
     g = ce_gradient(w) * keep
     expected = w * ce_hessian_vector(w, g, 1.0) * keep
     torch.testing.assert_close(grasp(ctx)[""], expected, rtol=1e-4, atol=1e-12)
@@ -116,12 +131,12 @@ def test_drive_terms_normalised_by_mean_and_summed():
 def test_drive_weights_product_and_no_normalisation():
     g = ce_gradient(W)
     l1, conn, conv = W.abs(), (W * g).abs(), g.abs()
-    cfg = DriveConfig(weights=[2.0, 0.5, 1.0], normalize="none", combine="sum")
-    torch.testing.assert_close(drive(context(linear_model(), drive=cfg))[""], 2 * l1 + 0.5 * conn + conv)
-    cfg = DriveConfig(weights=[1.0, 1.0, 2.0], normalize="none", combine="product")
-    torch.testing.assert_close(drive(context(linear_model(), drive=cfg))[""], l1 * conn * conv**2)
-    cfg = DriveConfig(weights=[0.0, 0.0, 1.0])
-    got = drive(context(linear_model(), drive=cfg))[""]
+    cfg = DriveArgs(weights=[2.0, 0.5, 1.0], normalize="none", combine="sum")
+    torch.testing.assert_close(drive(context(linear_model(), args=cfg))[""], 2 * l1 + 0.5 * conn + conv)
+    cfg = DriveArgs(weights=[1.0, 1.0, 2.0], normalize="none", combine="product")
+    torch.testing.assert_close(drive(context(linear_model(), args=cfg))[""], l1 * conn * conv**2)
+    cfg = DriveArgs(weights=[0.0, 0.0, 1.0])
+    got = drive(context(linear_model(), args=cfg))[""]
     torch.testing.assert_close(got, conv / conv.mean())
 
 
@@ -179,7 +194,7 @@ def test_synflow_is_data_free_and_leaves_signs_untouched():
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert net.training  # the mode is untouched too
-    f64 = synflow(ScoreContext(net, masks.weights, masks.keep, input_shape=(2, 4, 4), synflow_float64=True))
+    f64 = synflow(ScoreContext(net, masks.weights, masks.keep, input_shape=(2, 4, 4), args=SynflowArgs(float64=True)))
     for n in a:
         assert f64[n].dtype == torch.float64  # ranked at that precision, never rounded to float32
         torch.testing.assert_close(f64[n].float(), a[n], rtol=1e-5, atol=1e-6)
@@ -245,7 +260,7 @@ def test_grasp_prunes_the_weights_whose_removal_preserves_gradient_flow():
     leaves a larger gradient norm than removing its kept set, recomputed after zeroing."""
     net = tanh_net()
     masks = Masks.for_model(net)
-    scores = grasp(ScoreContext(net, masks.weights, masks.keep, batches=[(XS, YS)], grasp_temperature=1.0))
+    scores = grasp(ScoreContext(net, masks.weights, masks.keep, batches=[(XS, YS)], args=GraspArgs(temperature=1.0)))
     base = gradient_norm(net, masks)
     change = each_weight_zeroed(masks, lambda: gradient_norm(net, masks) - base)
     # first order: zeroing w changes ||g||^2 by -2 w (Hg)
@@ -312,8 +327,8 @@ def test_drive_terms_are_what_they_claim(combine):
     g = flat(loss_gradients(ScoreContext(net, masks.weights, masks.keep, batches=[(XS, YS)])))
     grad_set = flat(select_top_k({"all": g.abs()}, {"all": torch.ones_like(g, dtype=torch.bool)}, k))
     for weights, want in (([1, 0, 0], kept(magnitude)), ([0, 1, 0], kept(snip)), ([0, 0, 1], grad_set)):
-        cfg = DriveConfig(weights=weights, combine=combine)
-        assert torch.equal(kept(drive, drive=cfg), want), weights
+        cfg = DriveArgs(weights=weights, combine=combine)
+        assert torch.equal(kept(drive, args=cfg), want), weights
 
 
 # ---- cross-checks against the reference implementations' formulations, written independently,

@@ -8,10 +8,21 @@ import pytest
 import torch
 from torch import fx, nn
 
+from drive.errors import ScoreError
 from drive.masks import Masks, keep_count, select_top_k
-from drive.prune import ScoreError, prune_iteratively
-from drive.scores import ScoreContext, synflow
+from drive.methods.synflow import SynflowArgs
+from drive.methods.synflow import score as synflow_score
+from drive.prune import prune_iteratively
+from drive.scores import ScoreContext
 from drive.synflow import _cuts, synflow_scores
+
+
+def synflow(ctx: ScoreContext):
+    """SynFlow's score, in float32 unless ``ctx.args`` says otherwise (as these tests were
+    written: the context's default then)."""
+    if ctx.args is None:
+        ctx.args = SynflowArgs(float64=False)
+    return synflow_score(ctx)
 
 
 def plain_scores(model: nn.Module, shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
@@ -93,9 +104,9 @@ def test_deep_mlp_ranking_equals_the_exact_log_space_one(float64):
     log_r = float(torch.logsumexp(exact["0"].flatten(), 0))  # a layer's flow is R
     assert log_r > math.log(torch.finfo(torch.float64).max)  # raw scores overflow float64
     masks = Masks.for_model(net)
-    ctx = ScoreContext(net, masks.weights, masks.keep, input_shape=(12,), synflow_float64=float64)
+    ctx = ScoreContext(net, masks.weights, masks.keep, input_shape=(12,), args=SynflowArgs(float64=float64))
     got = synflow(ctx)
-    assert ctx.synflow_log_r == pytest.approx(log_r, rel=1e-6)
+    assert ctx.results["synflow_log_r"] == pytest.approx(log_r, rel=1e-6)
     k = keep_count(0.1, masks.total)
     kept, want = select_top_k(got, masks.keep, k), select_top_k(exact, masks.keep, k)
     assert all(torch.equal(kept[n], want[n]) for n in want)
@@ -180,7 +191,7 @@ class Untraceable(nn.Module):
 def test_a_score_that_overflows_is_an_error_naming_method_and_layer():
     net = Untraceable(200)
     masks = Masks.for_model(net)
-    ctx = ScoreContext(net, masks.weights, masks.keep, input_shape=(12,))
+    ctx = ScoreContext(net, masks.weights, masks.keep, input_shape=(12,), args=SynflowArgs(float64=False))
     with pytest.raises(ScoreError, match=r"synflow: .* of layer 'layers\.\d+' are NaN or infinite"):
         prune_iteratively("synflow", masks, ctx, 0.1, 1)
     assert masks.kept == masks.total  # nothing was pruned
@@ -208,7 +219,7 @@ def test_non_homogeneous_networks_are_scored_as_written(shape, middle):
     torch.manual_seed(0)
     net = nn.Sequential(*middle(), nn.Linear(8, 3))
     masks = Masks.for_model(net)
-    got = synflow(ScoreContext(net, masks.weights, masks.keep, input_shape=shape, synflow_float64=True))
+    got = synflow(ScoreContext(net, masks.weights, masks.keep, input_shape=shape, args=SynflowArgs(float64=True)))
     want = plain_scores(net, shape)
     for n in got:
         torch.testing.assert_close(got[n], want[n], rtol=1e-12, atol=0)
@@ -230,7 +241,8 @@ def test_iterative_synflow_avoids_layer_collapse_where_magnitude_and_snip_collap
     for method, iterations in (("synflow", 100), ("magnitude", 1), ("snip", 1)):
         model = collapse_net()
         masks = Masks.for_model(model)
-        ctx = ScoreContext(model, masks.weights, masks.keep, batches=batch, input_shape=(3, 8, 8))
+        ctx = ScoreContext(model, masks.weights, masks.keep, batches=batch, input_shape=(3, 8, 8),
+                           args=SynflowArgs(float64=False) if method == "synflow" else None)
         prune_iteratively(method, masks, ctx, density, iterations)
         collapsed[method] = masks.collapsed_layers()
     assert collapsed["synflow"] == []
@@ -247,7 +259,7 @@ def test_iterative_synflow_equals_synaptic_flows_loop_with_pruned_weights_out(fl
     steps, density = 5, 0.05
     net = bn_resnet(4)
     masks = Masks.for_model(net)
-    ctx = ScoreContext(net, masks.weights, masks.keep, input_shape=(3, 8, 8), synflow_float64=float64)
+    ctx = ScoreContext(net, masks.weights, masks.keep, input_shape=(3, 8, 8), args=SynflowArgs(float64=float64))
     prune_iteratively("synflow", masks, ctx, density, steps)
     ref = bn_resnet(4).eval()
     names = list(masks.weights)

@@ -1,6 +1,5 @@
 """The training step: fused SGD, torch.compile against eager, masks under compilation."""
 
-import pytest
 import torch
 
 from drive.config import TrainConfig

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from drive import yaml_files
-from drive.config import ConfigError, read_yaml
+from drive.config import read_yaml
+from drive.errors import ConfigError
 
 
 def test_a_key_given_twice_is_refused_with_both_lines():

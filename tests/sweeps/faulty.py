@@ -3,7 +3,7 @@ tests.sweeps.faulty:model``). Building it works, so it passes every check before
 
 from torch import nn
 
-from drive.config import ConfigError
+from drive.errors import ConfigError
 from drive.models import build_model
 
 

@@ -4,18 +4,17 @@ import pickle
 
 import pytest
 
-from sweeps.checks import check_address, check_trials
+from sweeps.checks import check_trials, load_sweep
 from sweeps.cli import UsageError
-from sweeps.launch import resolved_base
-from sweeps.space import expand_trials
-from sweeps.spec import SweepError, load_spec
+from sweeps.runtime import check_address
+from sweeps.spec import SweepError
 
 
 def test_every_distinct_problem_once_however_many_trials_share_it():
-    spec = load_spec(tree={"experiment": {"method": "snip", "device": "cuda", "model_args": {"depth": 2}},
+    sweep = load_sweep(tree={"experiment": {"method": "snip", "device": "cuda", "model_args": {"depth": 2}},
                            "sweep": {"sparsity": [0.5, 0.8, 0.9], "seed": [0, 1]}})
     with pytest.raises(SweepError) as info:
-        check_trials(spec, resolved_base(spec), expand_trials(spec))
+        check_trials(sweep)
     assert info.value.problems == [
         "experiment.device: cuda needs resources.gpu > 0 (Ray hides the GPUs from trials that "
         "reserve none); use auto or cpu",
@@ -23,8 +22,8 @@ def test_every_distinct_problem_once_however_many_trials_share_it():
 
 
 def test_good_trials_pass_and_name_their_data_sets():
-    spec = load_spec(tree={"experiment": {"method": "snip"}, "sweep": {"data.val_fraction": [0.0, 0.1]}})
-    datasets = check_trials(spec, resolved_base(spec), expand_trials(spec))
+    sweep = load_sweep(tree={"experiment": {"method": "snip"}, "sweep": {"data.val_fraction": [0.0, 0.1]}})
+    datasets = check_trials(sweep)
     assert [name for name, _ in datasets] == ["digits", "digits"]
 
 

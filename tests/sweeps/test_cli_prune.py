@@ -111,19 +111,19 @@ def test_the_record_grows_line_by_line_and_ends(tmp_path):
         def __call__(self, p):
             seen.append(len(out.read_text().splitlines()))  # lines on disk at each epoch
 
-    import drive.record as record
+    import drive.run as runner
 
-    original = record.record_run
+    original = runner.record_experiment
 
     def spying(exp, recorder, callback=None):
         return original(exp, recorder, Spy(callback))
 
-    record.record_run = spying
+    runner.record_experiment = spying
     try:
         assert run_prune("--method", "snip", "--epochs", "2", "--set", "data.val_fraction=0.1",
                          "--out", str(out)) == 0
     finally:
-        record.record_run = original
+        runner.record_experiment = original
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["event"] for x in lines] == ["start", "epoch", "epoch", "epoch", "end"]
     assert seen == [2, 3, 4]  # each epoch's line was flushed before training went on
@@ -140,7 +140,7 @@ def nan_scores(ctx):
     return {name: torch.full_like(w, float("nan")) for name, w in ctx.weights.items()}
 
 
-from drive.methods import Method  # noqa: E402 - the method below is named by import path
+from drive.method import Method  # noqa: E402 - the method below is named by import path
 
 NAN = Method("nan_scores", score=nan_scores, label="NaN", color="#000000", marker="x")
 
@@ -165,7 +165,7 @@ def test_a_method_in_the_current_folder_imports_as_in_the_trials(tmp_path, monke
     (tmp_path / "hostile_pkg").mkdir()
     (tmp_path / "hostile_pkg" / "__init__.py").write_text("")
     (tmp_path / "hostile_pkg" / "methods.py").write_text(
-        "from drive.methods import Method\n\n"
+        "from drive.method import Method\n\n"
         "def squared(ctx):\n    return {n: w.detach() ** 2 for n, w in ctx.weights.items()}\n\n"
         "SQUARED = Method('squared', score=squared, label='w2', color='#112233', marker='*')\n")
     monkeypatch.chdir(tmp_path)

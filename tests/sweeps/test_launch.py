@@ -7,9 +7,10 @@ import pytest
 import ray
 
 from drive.record import read_record
-from sweeps.launch import resolved_base, run_sweep
+from sweeps.launch import run_sweep
 from sweeps.spec import SweepError, load_spec
 from sweeps.trainable import FAIL_ONCE_ENV
+from sweeps.trials import resolved_base
 
 FAST = {"dataset": "digits", "model": "digits_cnn", "model_args": {"width": 0.5}, "device": "cpu",
         "train": {"epochs": 2, "batch_size": 128}}

@@ -1,12 +1,14 @@
 import pytest
 
+from sweeps.checks import load_sweep
 from sweeps.cli import main
-from sweeps.spec import SweepError, load_spec, trial_config
+from sweeps.spec import SweepError, load_spec
+from sweeps.trials import trial_config
 
 
 def problems(tree) -> list[str]:
     with pytest.raises(SweepError) as info:
-        load_spec(tree=tree)
+        load_sweep(tree=tree)
     return info.value.problems
 
 
@@ -19,7 +21,7 @@ def test_the_shipped_sweep_files_are_valid():
             "cifar100_vgg16.yaml", "tinyimagenet_resnet18.yaml", "imagenet_resnet50.yaml",
             "drive_ablation.yaml"} <= set(names)
     for name in names:
-        load_spec(str(folder / name))
+        load_sweep(str(folder / name))
 
 
 @pytest.mark.parametrize("tree,start", [
@@ -84,7 +86,7 @@ def test_overrides_apply_to_the_sweep_file(tmp_path):
 def test_trial_config_sets_dotted_fields_on_the_base():
     cfg = trial_config({"train": {"epochs": 5}}, {"method": "drive", "drive.weights": [1, 0, 0],
                                                   "train.lr": 0.01})
-    assert cfg.drive.weights == [1.0, 0.0, 0.0] and cfg.train.lr == 0.01 and cfg.train.epochs == 5
+    assert cfg.args.weights == [1.0, 0.0, 0.0] and cfg.train.lr == 0.01 and cfg.train.epochs == 5
 
 
 def test_cli_run_rejects_an_invalid_sweep_file_with_exit_2_and_one_line(tmp_path, capsys):
@@ -112,7 +114,7 @@ def test_dotted_sweep_axes_and_sections_and_text_names(tmp_path):
 def test_selection_on_test_is_allowed_only_when_asked():
     tree = {"scheduler": {"name": "asha"}, "experiment": {"data": {"val_fraction": 0.1}},
             "search": {"metric": "test_acc", "allow_test_selection": True}}
-    assert load_spec(tree=tree).selects
+    assert load_sweep(tree=tree).spec.selects
     grid = load_spec(tree={"search": {"metric": "test_acc"}})  # a grid selects nothing
     assert not grid.selects and grid.search.resolved_mode == "max"
     assert load_spec(tree={"search": {"metric": "val_loss"}}).search.resolved_mode == "min"

@@ -83,12 +83,11 @@ def test_storage_filling_up_stops_the_sweep_with_one_line(small_disk, tmp_path):
 
 def test_remote_records_rewrite_the_object_and_repair_a_cut_line(tmp_path):
     path = f"file://{tmp_path}/exp/t1/metrics.jsonl"
-    append, existing = record_sink(path)
-    assert existing == ""
-    append('{"event": "start", "record": 1}\n')
+    sink = record_sink(path)
+    assert sink.existing == ""
+    sink.append('{"event": "start", "record": 1}\n')
     (tmp_path / "exp" / "t1" / "metrics.jsonl").open("a").write('{"event": "epo')  # a crash
-    append2, existing = record_sink(path)
-    append2('{"event": "end", "status": "finished"}\n')
+    record_sink(path).append('{"event": "end", "status": "finished"}\n')
     lines = (tmp_path / "exp" / "t1" / "metrics.jsonl").read_text().splitlines()
     assert lines == ['{"event": "start", "record": 1}', '{"event": "epo', '{"event": "end", "status": "finished"}']
     assert read_record(tmp_path / "exp" / "t1" / "metrics.jsonl").status == "finished"

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from drive.errors import CheckpointError
 from drive.record import read_record
-from drive.state import CheckpointError
 from sweeps import trainable
 from sweeps.cli import main
 
@@ -43,7 +43,7 @@ def test_a_checkpoint_cut_short_ends_the_attempt_errored_in_the_record(tmp_path,
                                             get_trial_dir=lambda: str(record.parent)),
         report=lambda metrics, checkpoint=None: reports.append(metrics)))
     with pytest.raises(CheckpointError, match="checkpoint: cannot read"):
-        trainable.run_trial({"trial": {"method": "snip"}}, base=base, checkpoint_every=1,
+        trainable.run_trial({"trial": {"method": "snip"}}, base=base, methods=["snip"], checkpoint_every=1,
                             provenance={}, experiment_path=str(tmp_path / "exp"))
     after = read_record(record)
     assert after.end["status"] == "errored"

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from drive.config import DataConfig, apply_overrides, build_config
-from drive.data import DataError, load_dataset, prepare_dataset
+from drive.data import load_dataset, prepare_dataset
+from drive.errors import DataError
 
 PLUGIN = """
 import torch

@@ -5,8 +5,9 @@ import torch
 from torch.utils.data import Subset, TensorDataset
 
 from drive.config import DataConfig
-from drive.data import DataError, FolderData, load_dataset
+from drive.data import FolderData, load_dataset
 from drive.data.balanced import class_balanced_batches, train_labels
+from drive.errors import DataError
 
 
 def test_every_batch_holds_n_samples_of_every_class_disjoint_and_seeded():

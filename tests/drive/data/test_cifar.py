@@ -10,8 +10,9 @@ import torch
 import torchvision.datasets.cifar
 
 from drive.config import DataConfig
-from drive.data import DataError, load_dataset
+from drive.data import load_dataset
 from drive.data.safe_pickle import dump_batch
+from drive.errors import DataError
 
 PER_FILE = 10
 

@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from drive.config import DataConfig
-from drive.data import DataError, FolderData, load_dataset, make_loaders
+from drive.data import FolderData, load_dataset, make_loaders
 from drive.data.imagenet import MEAN, STD
+from drive.errors import DataError
 
 CLASSES = ["n01", "n02"]
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from drive.config import DataConfig
-from drive.data import DATASETS, DataError, ImageData, load_dataset, make_loaders
+from drive.data import DATASETS, ImageData, load_dataset, make_loaders
+from drive.errors import DataError
 
 FACTORY_MODULE = """
 import torch

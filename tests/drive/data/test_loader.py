@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from drive.config import DataConfig
-from drive.data import DataError, ImageData, make_loaders
+from drive.data import ImageData, make_loaders
 from drive.data.augment import crop_flip, derive_seed
+from drive.errors import DataError
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
 

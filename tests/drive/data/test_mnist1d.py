@@ -14,7 +14,8 @@ from mnist1d.data import get_dataset_args, make_dataset
 import drive.data.cache as cache
 import drive.data.mnist1d as m1d
 from drive.config import DataConfig
-from drive.data import DataError, load_dataset, make_loaders
+from drive.data import load_dataset, make_loaders
+from drive.errors import DataError
 
 SMALL = {"num_samples": 200}  # 160 train, 40 test signals: generated in a few milliseconds
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from drive.config import DataConfig
-from drive.data import DataError, prepare_dataset
+from drive.data import prepare_dataset
 from drive.data.prepare import stamp_path
+from drive.errors import DataError
 
 FAKES = Path(__file__).resolve().parents[2] / "fakes"
 NAME = "drive_test_fakes:downloading_digits"

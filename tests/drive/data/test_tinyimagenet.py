@@ -10,7 +10,8 @@ from PIL import Image
 
 import drive.data.tinyimagenet as tiny
 from drive.config import DataConfig
-from drive.data import DataError, load_dataset
+from drive.data import load_dataset
+from drive.errors import DataError
 
 WNIDS = ["n02", "n01", "n03"]  # label order is the file's order, not sorted
 VAL = [("val_0.JPEG", "n03"), ("val_1.JPEG", "n02"), ("val_2.JPEG", "n03"), ("val_3.JPEG", "n01")]

@@ -8,7 +8,8 @@ import uuid
 import pytest
 import torch
 
-from drive.models import MODELS, ModelError, build_model
+from drive.errors import ModelError
+from drive.models import MODELS, build_model
 
 USER_MODULE = """
     from torch import nn

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from drive.models import ModelError, build_model
+from drive.errors import ModelError
+from drive.models import build_model
 
 
 def conv_bn(cin: int, cout: int, k: int = 3) -> int:

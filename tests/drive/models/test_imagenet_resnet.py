@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from drive.models import ModelError, build_model
+from drive.errors import ModelError
+from drive.models import build_model
 
 
 @pytest.mark.parametrize("name, params", [("tv_resnet18", 11_689_512), ("tv_resnet50", 25_557_032)])

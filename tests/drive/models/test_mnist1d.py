@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from drive.config import ConfigError, build_config
+from drive.config import build_config
+from drive.errors import ConfigError, ModelError
 from drive.experiment import Experiment
 from drive.masks import keep_count
-from drive.methods import METHODS
-from drive.models import ModelError, build_model
+from drive.method import METHODS
+from drive.models import build_model
 from drive.models.mnist1d import conv_output_length
 
 

@@ -1,7 +1,9 @@
 from ray import tune
 
-from sweeps.space import expand_trials, param_space, sampled_overrides, sampled_space
+from sweeps.checks import load_sweep
+from sweeps.runtime import param_space, sampled_space
 from sweeps.spec import load_spec
+from sweeps.trials import expand_trials, sampled_overrides
 
 
 def spec(sweep, **fields):
@@ -42,11 +44,12 @@ def test_method_from_the_base_config_when_not_an_axis():
 
 
 def test_param_space_grid_and_sampled_domains():
-    grid = spec({"method": ["drive"], "seed": [0, 1]})
-    assert param_space(grid, expand_trials(grid)) == {"trial": tune.grid_search(expand_trials(grid))}
-    s = spec({"method": ["drive"], "train.lr": {"loguniform": [0.01, 0.1]}, "seed": [0, 1],
-              "drive.weights": {"choice": [[1, 1, 1]]}}, search={"num_samples": 3})
-    assert param_space(s, expand_trials(s)) == {}  # the per-point searcher draws the samples
+    grid = load_sweep(tree={"sweep": {"method": ["drive"], "seed": [0, 1]}})
+    assert param_space(grid, grid.points) == {"trial": tune.grid_search(expand_trials(grid.spec))}
+    s = load_sweep(tree={"sweep": {"method": ["drive"], "train.lr": {"loguniform": [0.01, 0.1]},
+                                   "seed": [0, 1], "drive.weights": {"choice": [[1, 1, 1]]}},
+                         "search": {"num_samples": 3}})
+    assert param_space(s, s.points) == {}  # the per-point searcher draws the samples
     domains = sampled_space(s, "drive")
     assert isinstance(domains["train.lr"], tune.search.sample.Float)
     assert isinstance(domains["drive.weights"], tune.search.sample.Categorical)
@@ -60,14 +63,11 @@ def test_sampled_values_only_reach_methods_they_apply_to():
 
 
 def test_trials_are_ordered_longest_first_imp_then_drive_then_the_rest():
-    from sweeps.launch import resolved_base
-    from sweeps.space import longest_first
-
-    s = load_spec(tree={"name": "t", "experiment": {"train": {"epochs": 4}},
+    s = load_sweep(tree={"name": "t", "experiment": {"train": {"epochs": 4}},
                         "sweep": {"method": ["dense", "magnitude", "snip", "drive", "imp"],
                                   "sparsity": [0.5, 0.9], "seed": [0, 1], "prune_iterations": [1, 10]}})
-    trials = expand_trials(s)
-    ordered = longest_first(resolved_base(s), trials)
+    trials = s.points
+    ordered = [t.point for t in s.longest_first()]
     assert sorted(map(str, ordered)) == sorted(map(str, trials))
     methods = [t["method"] for t in ordered]
     assert methods[:2] == ["imp", "imp"] and set(methods[2:6]) == {"drive"}
