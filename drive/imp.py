@@ -63,3 +63,66 @@ def rewind(model: nn.Module, saved: dict[str, torch.Tensor], masks: Masks) -> No
     """Reset the model to ``saved`` and zero the pruned weights again."""
     model.load_state_dict(saved)
     masks.apply()
+
+
+class ImpRounds:
+    """IMP's part of an experiment: the weights it rewinds to, the trunk kept aside while a
+    branch runs, and the result of each level (a standalone IMP run of that many rounds).
+
+    ``ledger`` is the experiment's :class:`~drive.ledger.Ledger`: a branch's pruning is no cost
+    of the trunk's later levels, so the trunk's pruning cost is kept aside with it.
+    """
+
+    def __init__(self, args):  # args: drive.methods.imp.ImpArgs
+        self.args = args
+        self.rewind_weights: dict[str, torch.Tensor] | None = None
+        self.trunk: dict | None = None
+
+    def before_epoch(self, level: int, epoch: int, model: nn.Module) -> None:
+        """Keep the weights to rewind to, at ``rewind_epoch`` of the dense training (level 0)."""
+        if self.args.rewind == "weights" and level == 0 and epoch == self.args.rewind_epoch:
+            self.rewind_weights = snapshot(model)
+
+    def rewind(self, model: nn.Module, masks: Masks) -> None:
+        """After pruning: the kept weights back to ``rewind_epoch`` (learning-rate rewinding,
+        ``rewind: lr``, keeps the trained weights; the LR schedule restarts either way)."""
+        if self.args.rewind != "lr":
+            rewind(model, self.rewind_weights, masks)
+
+    def fork(self, model: nn.Module, masks: Masks, ledger) -> None:
+        """Keep the trunk (trained weights, mask, pruning cost so far) aside while a branch runs."""
+        self.trunk = {"model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+                      "masks": masks.state_dict(), **ledger.pruning_cost()}
+
+    def join(self, model: nn.Module, masks: Masks, ledger) -> None:
+        """Back to the trunk."""
+        trunk, self.trunk = self.trunk, None
+        model.load_state_dict(trunk["model"])
+        masks.load_state_dict(trunk["masks"])
+        ledger.restore_pruning_cost(trunk)
+
+    @staticmethod
+    def level(stage, density: float, ledger, masks: Masks, test_acc: float | None,
+              val_acc: float | None) -> dict:
+        """The result of the level a training stage finished: that of a standalone IMP run of
+        ``stage.level`` rounds to its sparsity (its mask's cost, its final training)."""
+        prune_time, samples = ledger.mask_time
+        return {"level": stage.level, "sparsity": round(1.0 - density, 10), "branch": stage.branch,
+                "requested": stage.requested, "test_acc": test_acc, "val_acc": val_acc,
+                "best_test_acc": ledger.stage_best, "prune_time_s": prune_time,
+                "prune_samples": samples, "train_time_s": ledger.stage_time,
+                "total_time_s": prune_time + ledger.stage_time, **masks.summary()}
+
+    @staticmethod
+    def headline(levels: list[dict], finished: bool, sparsity: float) -> dict | None:
+        """The level at the target ``sparsity``, once its branch (the plan's last) has finished."""
+        last = levels[-1] if levels else None
+        if finished and last is not None and last["requested"] and abs(last["sparsity"] - sparsity) < 1e-9:
+            return last
+        return None
+
+    def state_dict(self) -> dict:
+        return {"rewind_weights": self.rewind_weights, "trunk": self.trunk}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rewind_weights, self.trunk = state["rewind_weights"], state["trunk"]

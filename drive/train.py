@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,6 +49,22 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def new_optimizer(model: nn.Module, cfg: TrainConfig, start: int = 0, lr: float | None = None
+                  ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimiser and LR schedule of a training stage that begins at epoch ``start`` (the
+    schedule fast-forwarded to it, as late rewinding needs); ``lr``: a constant learning rate
+    instead of the schedule (fine-tuning)."""
+    if lr is not None:
+        cfg = cfg.model_copy(update={"lr": lr, "schedule": "constant"})
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, cfg.epochs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # stepping the schedule before the optimiser
+        for _ in range(start):
+            scheduler.step()
+    return optimizer, scheduler
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:

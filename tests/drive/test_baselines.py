@@ -191,7 +191,7 @@ def test_prospr_leaves_the_random_stream_and_the_model_alone():
 
 def test_prospr_leaves_bn_statistics_alone_and_runs_in_an_experiment():
     exp = Experiment(build_config({**FAST, "method": "prospr", "sparsity": 0.9, "model": "digits_cnn"}))
-    assert len(exp._score_batches()) == 4  # steps + 1 batches
+    assert len(exp.parts.score_batches(exp.cfg)) == 4  # steps + 1 batches
     before = {k: v.clone() for k, v in exp.model.state_dict().items() if "running" in k}
     exp._prune(exp.plan[0])
     after = {k: v for k, v in exp.model.state_dict().items() if "running" in k}
@@ -233,7 +233,7 @@ def test_imp_learning_rate_rewinding_keeps_the_trained_weights():
     assert all(torch.equal(around["prune"][n], around["rewind"][n]) for n in around["prune"])
     lrs = [h["lr"] for h in m["history"] if "lr" in h]
     assert lrs[2] == lrs[1]  # the branch restarts the schedule at epoch 1
-    assert exp.rewind_weights is None
+    assert exp.imp.rewind_weights is None
     assert run(build_config({**FAST, "method": "imp", "sparsity": 0.2}))["test_acc"] is not None
 
 
@@ -241,7 +241,7 @@ def test_force_scores_fresh_batches_at_every_iteration():
     """As the reference implementation, each of FORCE's T iterations sees new training batches."""
     exp = Experiment(build_config({**FAST, "method": "force", "sparsity": 0.9, "prune_iterations": 4,
                                    "prune": {"score_batches": 2}}))
-    batches = exp._score_batches()
+    batches = exp.parts.score_batches(exp.cfg)
     assert len(batches) == 8
     firsts = [b[1] for b in batches[::2]]
     assert all(not torch.equal(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1:])

@@ -152,9 +152,9 @@ def test_imp_late_rewinding_rewinds_to_the_saved_epoch():
     for state in rewound:
         for n, keep in exp.masks.keep.items():
             key = f"{n}.weight"
-            assert torch.equal(state[key][keep], exp.rewind_weights[key][keep])
+            assert torch.equal(state[key][keep], exp.imp.rewind_weights[key][keep])
     key = next(iter(init))
-    assert not torch.equal(exp.rewind_weights[key], init[key])  # epoch 1, not init
+    assert not torch.equal(exp.imp.rewind_weights[key], init[key])  # epoch 1, not init
     assert exp.init_weights is None  # IMP rewinds to its own snapshot only
     # level 0 trains epochs 0..2, each later level epochs r..E = 1..2
     phases = [h["phase"] for h in m["history"] if "train_loss" in h]
@@ -247,7 +247,7 @@ def test_dense_baseline_prunes_nothing():
 def test_grasp_scores_class_balanced_batches_when_asked():
     exp = Experiment(config(method="grasp", train={"epochs": 1},
                             prune={"balanced_batches": 2, "score_batches": 3}))
-    batches = exp._score_batches()
+    batches = exp.parts.score_batches(exp.cfg)
     assert [len(y) for _, y in batches] == [20, 20, 20]
     assert all(torch.bincount(y, minlength=10).tolist() == [2] * 10 for _, y in batches)
     m = exp.run()
