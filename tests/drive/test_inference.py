@@ -58,6 +58,7 @@ CONVS = {
 INPUTS = {1: (2, None, 20), 2: (2, None, 11, 9), 3: (2, None, 5, 6, 7)}
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel lengths")
 @pytest.mark.parametrize("name", list(CONVS))
 @pytest.mark.parametrize("density", [0.05, 0.5, 1.0])
 def test_sparse_conv_equals_the_masked_conv(name, density):
