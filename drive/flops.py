@@ -279,11 +279,3 @@ def _count_dense(model: nn.Module, shape: tuple[int, ...],
         for m, training in modes.items():
             m.training = training
     return counter.get_total_flops(), per_layer, calls
-
-
-def format_count(n: float) -> str:
-    """``1234567`` -> ``'1.23M'`` (k, M, G, T), for tables."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.3g}" if not float(n).is_integer() else str(int(n))
