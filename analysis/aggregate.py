@@ -25,7 +25,8 @@ KEYS = ["model", "dataset", "method"]
 #: Columns that tell variants of a method apart (besides its swept config fields, its own
 #: arguments among them: :func:`swept_columns`).
 VARIANTS = ["warmup_epochs", "prune_iterations", "epochs"]
-METRICS = ["test_acc", "best_test_acc", "density", "prune_time_s", "train_time_s",
+METRICS = ["test_acc", "best_test_acc", "density", "flops_fraction", "flops", "bytes_csr",
+           "bytes_bitmap", "prune_time_s", "train_time_s",
            "total_time_s", "prune_samples"]
 STATS = ["mean", "std", "min", "max", "count"]
 #: Config fields that never make a variant: covered by the tidy columns, or bookkeeping.

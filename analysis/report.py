@@ -25,13 +25,14 @@ from analysis.aggregate import (
 )
 from analysis.configs import list_text
 from analysis.plots.ablation import SCHEDULE, fixed_rows, held_columns, schedule_method
-from analysis.results import ResultsError, ResultsWarning, load, save
+from analysis.results import ResultsError, ResultsWarning, load, load_measurements, save
 from analysis.tables import (
     MISSING,
     count,
     failed_trials,
     mean_std,
     pct_header,
+    storage,
     times,
     to_latex,
     to_markdown,
@@ -58,6 +59,8 @@ def _at(sparsity: float | None) -> float:
 FIGURES = [
     FigureSpec("accuracy_vs_sparsity", "Accuracy vs sparsity",
                lambda df, s: plots.accuracy_vs_sparsity(df)),
+    FigureSpec("accuracy_vs_flops", "Accuracy vs FLOPs remaining (theory)",
+               lambda df, s: plots.accuracy_vs_flops(df)),
     FigureSpec("time_vs_imp", "Pruning time vs IMP",
                lambda df, s: plots.cost_vs_imp(df, cost="prune_time_s")),
     FigureSpec("samples_vs_imp", "Pruning cost (sample passes) vs IMP",
@@ -166,6 +169,17 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path,
             md.append(f"### {model} on {dataset}\n\n{to_markdown(frame)}")
             tex.append(to_latex(frame, f"{title}: {model} on {dataset}.",
                                 f"tab:{label}:{model}:{dataset}"))
+    measured = load_measurements(paths)
+    if not measured.empty:
+        md.append("## Measured inference speed (`drive-sweep bench-model`)\n")
+        md.append("Forward pass of the pruned network, dense-masked against a real sparse execution "
+                  "(CSR); sparse/dense < 1 means the sparse execution is faster. FLOPs left is the "
+                  "theory; the time is what this machine measured.\n\n")
+        shown = measured.drop(columns="path").assign(
+            sparsity=measured["sparsity"].map(pct_header), dense_ms=measured["dense_ms"].map("{:.4g}".format),
+            sparse_ms=measured["sparse_ms"].map("{:.4g}".format), ratio=measured["ratio"].map("{:.3g}".format),
+            flops_left=measured["flops_left"].map(lambda f: f"{100 * f:.3g}%"))
+        md.append(to_markdown(shown, index=False, numbers=False))
     failed = failed_trials(df)
     md.append("## Trials that did not finish (errored, diverged, stopped, interrupted, running)\n")
     md.append(to_markdown(failed, index=False, numbers=False) if not failed.empty
@@ -222,6 +236,10 @@ def _tables(df: pd.DataFrame, agg: pd.DataFrame, chosen: float | None
     main = primary[primary["sparsity"].isin(headline_levels(agg) + [0.0])]
     out = [("Final test accuracy (%) by method and sparsity", "accuracy",
             wide(main, mean_std("test_acc"), df, agg)),
+           ("FLOPs remaining (% of a dense forward pass; theory, per sample)", "flops",
+            wide(main, mean_std("flops_fraction", digits=1))),
+           ("Weight storage (kB): CSR / bitmap of the kept weights, the rest dense", "storage",
+            wide(main, storage)),
            ("Pruning time (s) by method and sparsity", "prune-time",
             wide(main, mean_std("prune_time_s", scale=1, digits=3))),
            ("Pruning cost (forward+backward sample passes, mean)", "prune-samples",

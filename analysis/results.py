@@ -39,12 +39,17 @@ COLUMNS = (
     "model", "dataset", "seed", "sparsity", "density", "params_remaining", "params_prunable",
     "warmup_epochs", "prune_iterations", "level", "epochs", "epochs_done", "test_acc",
     "best_test_acc", "val_acc", "prune_time_s", "train_time_s", "total_time_s", "prune_samples",
-    "collapsed_layers", "layer_density", "selection", "method_info", "path",
+    "collapsed_layers", "layer_density", "flops", "flops_dense", "flops_fraction", "macs",
+    "bytes_dense", "bytes_csr", "bytes_bitmap", "layer_flops", "layer_flops_dense", "selection",
+    "method_info", "path",
 )
 INT_COLUMNS = ("seed", "params_remaining", "params_prunable", "warmup_epochs", "prune_iterations",
-               "level", "epochs", "epochs_done", "prune_samples", "collapsed_layers")
+               "level", "epochs", "epochs_done", "prune_samples", "collapsed_layers", "flops",
+               "flops_dense", "macs", "bytes_dense", "bytes_csr", "bytes_bitmap")
 FLOAT_COLUMNS = ("sparsity", "density", "test_acc", "best_test_acc", "val_acc", "prune_time_s",
-                 "train_time_s", "total_time_s")
+                 "train_time_s", "total_time_s", "flops_fraction")
+#: Per-layer columns kept as JSON text (``{"layer": value, ...}`` in model order).
+LAYER_COLUMNS = ("layer_density", "layer_flops", "layer_flops_dense")
 CFG_PREFIX = "cfg."
 SPARSITY_DECIMALS = 6
 #: Suffixes of files in a folder that may hold a record (a sweep trial's is metrics.jsonl).
@@ -127,6 +132,9 @@ def _row(src: Mapping[str, Any], cfg: Mapping[str, Any], base: Mapping[str, Any]
                                    "train_time_s", "total_time_s", "prune_samples")},
         "collapsed_layers": None if collapsed is None else len(collapsed),
         "layer_density": None if not layers else json.dumps(layers),
+        **{k: src.get(k) for k in ("flops", "flops_dense", "flops_fraction", "macs", "bytes_dense",
+                                   "bytes_csr", "bytes_bitmap")},
+        **{k: json.dumps(src[k]) if src.get(k) else None for k in ("layer_flops", "layer_flops_dense")},
         "method_info": _info_text(src.get("method_info")),
     }
     row.update({CFG_PREFIX + k: json.dumps(v) if isinstance(v, list) else v
@@ -212,6 +220,33 @@ def load(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     return tidy(pd.DataFrame.from_records(rows))
 
 
+#: The file name under which a measured inference speed (``drive-sweep bench-model --out``) is
+#: shown by the report when it lies in an experiment folder.
+MEASUREMENT_FILE = "inference.json"
+
+
+def load_measurements(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
+    """Every ``inference.json`` under ``paths``: one row per measurement and batch size
+    (method, sparsity, source, device, batch, dense and sparse ms, sparse/dense, FLOPs left)."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    rows = []
+    for root in map(Path, paths):
+        files = [root] if root.is_file() and root.name == MEASUREMENT_FILE else sorted(root.rglob(MEASUREMENT_FILE)) if root.is_dir() else []
+        for path in files:
+            try:
+                m = json.loads(path.read_text())
+                for t in m["timings"]:
+                    rows.append({"method": m["method"], "sparsity": m["sparsity"], "source": m["source"],
+                                 "device": m["device"], "batch": t["batch"],
+                                 "dense_ms": 1e3 * t["dense_s"], "sparse_ms": 1e3 * t["sparse_s"],
+                                 "ratio": t["ratio"], "flops_left": m["theory"]["flops_fraction"],
+                                 "path": str(path)})
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                _warn(f"{path}: not a measurement ({type(e).__name__}); left out")
+    return pd.DataFrame(rows, columns=["method", "sparsity", "source", "device", "batch", "dense_ms",
+                                       "sparse_ms", "ratio", "flops_left", "path"])
+
+
 def method_rank(names: pd.Series) -> pd.Series:
     """The position of every element's method in tables and figures (built-ins in their
     order, the others after them by name)."""
@@ -234,7 +269,7 @@ def tidy(df: pd.DataFrame) -> pd.DataFrame:
     df["sparsity"] = df["sparsity"].round(SPARSITY_DECIMALS)
     df["complete"] = df["complete"].fillna(False).astype(bool)
     for col in ("experiment", "trial_id", "status", "reason", "method", "method_label", "plan",
-                "model", "dataset", "layer_density", "selection", "method_info", "path"):
+                "model", "dataset", *LAYER_COLUMNS, "selection", "method_info", "path"):
         df[col] = df[col].astype("string")
     for col in cfg_cols:
         df[col] = _one_type(df[col])
@@ -296,7 +331,8 @@ def read_saved(path: str | Path) -> pd.DataFrame:
 
 def layer_frame(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
     """One row per (tidy row, layer): the tidy row's keys (and the ``extra`` columns) plus
-    ``layer``, ``layer_index`` (model order) and ``layer_density``."""
+    ``layer``, ``layer_index`` (model order), ``layer_density``, and the layer's FLOPs left and
+    dense (``layer_flops``, ``layer_flops_dense``; NaN where a record has none)."""
     keys = ["experiment", "trial_id", "status", "complete", "method", "method_label", "plan",
             "model", "dataset", "seed", "sparsity", "level", "warmup_epochs", "prune_iterations",
             "epochs", *extra]
@@ -306,4 +342,7 @@ def layer_frame(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
     out["layer"] = pd.array([n for p in parsed for n in p], dtype="string")
     out["layer_index"] = np.array([i for p in parsed for i in range(len(p))], dtype=int)
     out["layer_density"] = np.array([v for p in parsed for v in p.values()], dtype=float)
+    for col in ("layer_flops", "layer_flops_dense"):
+        per = [json.loads(t) if isinstance(t, str) else {} for t in df[col].tolist()]
+        out[col] = np.array([f.get(n, np.nan) for p, f in zip(parsed, per) for n in p], dtype=float)
     return out

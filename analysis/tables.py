@@ -49,6 +49,14 @@ def times(column: str) -> Cell:
     return cell
 
 
+def storage(row: pd.Series) -> str:
+    """Cell formatter of the weight storage: 'CSR kB / bitmap kB' (means over seeds)."""
+    csr, bitmap = row.get("bytes_csr_mean"), row.get("bytes_bitmap_mean")
+    if pd.isna(csr) or pd.isna(bitmap):
+        return MISSING
+    return f"{csr / 1000:,.1f} / {bitmap / 1000:,.1f}"
+
+
 def count(metric: str) -> Cell:
     """Cell formatter of a mean count (sample passes): '12,345'."""
     def cell(row: pd.Series) -> str:

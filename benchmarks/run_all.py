@@ -35,6 +35,7 @@ BENCHMARKS = {
     "before_after": "benchmarks.bench_before_after",
     "imagenet_input": "benchmarks.bench_imagenet_input",
     "sweep_order": "benchmarks.bench_sweep_order",
+    "inference": "benchmarks.bench_inference",
 }
 
 

@@ -202,7 +202,8 @@ class Experiment:
                 level = None
                 if stage_done and self.imp is not None and stage.kind == "train" and stage.level > 0:
                     level = self.imp.level(stage, stage_density(self.plan, stage), self.ledger,
-                                           self.masks, *self._last_accuracies())
+                                           self.masks, *self._last_accuracies(),
+                                           footprint=self.parts.footprint())
                     self.levels.append(level)
                 if stage_done:
                     self._advance()
@@ -244,7 +245,7 @@ class Experiment:
             "best_test_acc": best,
             "val_acc": self.last_val[0] if self.last_val else None,
             "val_loss": self.last_val[1] if self.last_val else None,
-            **self.masks.summary(),
+            **self.masks.summary(), **self.parts.footprint(),
             "params_total": sum(p.numel() for p in self.model.parameters()),
             "prune_time_s": prune_time, "prune_samples": prune_samples,
             "train_time_s": train_time, "total_time_s": prune_time + train_time,

@@ -23,7 +23,6 @@ store each masked weight sparsely and every other parameter densely:
   column index per kept value and ``rows + 1`` int32 row pointers;
 - bitmap: the kept values and one bit per weight, rounded up to whole bytes per layer.
 
-This module needs torch only.
 """
 
 from __future__ import annotations
@@ -36,9 +35,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-#: Layers whose weights can carry a keep-mask (as in :mod:`drive.masks`, which is not imported
-#: here so that this module needs torch only).
-WEIGHT_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
+from drive.masks import PRUNABLE_TYPES
 
 #: Index type of the CSR layout counted by :func:`csr_bytes` (int32, 4 bytes).
 INDEX_BYTES = 4
@@ -186,7 +183,7 @@ def count_costs(model: nn.Module, sample_shape: Sequence[int],
     if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
         raise ValueError(f"sample_shape: must be positive integers, got {sample_shape!r}")
     layers = {name: m for name, m in model.named_modules()
-              if isinstance(m, WEIGHT_LAYERS) and m.weight is not None}
+              if isinstance(m, PRUNABLE_TYPES) and m.weight is not None}
     keep = dict(keep or {})
     for name, mask in keep.items():
         if name not in layers:

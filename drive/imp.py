@@ -103,15 +103,17 @@ class ImpRounds:
 
     @staticmethod
     def level(stage, density: float, ledger, masks: Masks, test_acc: float | None,
-              val_acc: float | None) -> dict:
+              val_acc: float | None, footprint: dict | None = None) -> dict:
         """The result of the level a training stage finished: that of a standalone IMP run of
-        ``stage.level`` rounds to its sparsity (its mask's cost, its final training)."""
+        ``stage.level`` rounds to its sparsity (its mask's cost, its final training, what its
+        mask buys: ``footprint``)."""
         prune_time, samples = ledger.mask_time
         return {"level": stage.level, "sparsity": round(1.0 - density, 10), "branch": stage.branch,
                 "requested": stage.requested, "test_acc": test_acc, "val_acc": val_acc,
                 "best_test_acc": ledger.stage_best, "prune_time_s": prune_time,
                 "prune_samples": samples, "train_time_s": ledger.stage_time,
-                "total_time_s": prune_time + ledger.stage_time, **masks.summary()}
+                "total_time_s": prune_time + ledger.stage_time, **masks.summary(),
+                **(footprint or {})}
 
     @staticmethod
     def headline(levels: list[dict], finished: bool, sparsity: float) -> dict | None:

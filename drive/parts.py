@@ -15,6 +15,7 @@ from drive.data import load_dataset, make_loaders, make_val_loader
 from drive.data.augment import derive_seed
 from drive.data.balanced import class_balanced_batches
 from drive.errors import ConfigError
+from drive.flops import count_costs
 from drive.masks import Masks, check_keeps_a_weight
 from drive.models import build_model
 from drive.train import input_dtype, training_model
@@ -69,6 +70,10 @@ class Parts:
         val_batches = make_val_loader(data, cfg.data, cfg.train.eval_batch_size, device, cfg.seed,
                                       channels_last=channels_last, dtype=dtype)
         return cls(device, data, model, masks, train_model, train_batches, test_batches, val_batches)
+
+    def footprint(self) -> dict[str, Any]:
+        """What the current masks buy in theory (:data:`drive.schema.FOOTPRINT`)."""
+        return count_costs(self.model, tuple(self.data.sample_shape), self.masks.keep).to_dict()
 
     def score_batches(self, cfg: ExperimentConfig) -> list[Batch]:
         """The scoring batches of ``cfg``'s method: ``score_batches`` of them (or as many as the

@@ -38,16 +38,22 @@ MASK_SUMMARY = ("density", "layer_density", "params_remaining", "params_prunable
                 "collapsed_layers")
 #: The costs of pruning and training (docs/results.md, "Costs").
 COSTS = ("prune_time_s", "prune_samples", "train_time_s", "total_time_s")
+#: What the masks buy in theory (:func:`drive.flops.count_costs`): FLOPs of one sample's forward
+#: pass (2 per multiply-accumulate) and MACs, with and without the masks, and the parameter
+#: bytes stored dense, as CSR and as a bitmap; per layer in ``layer_flops``.
+FOOTPRINT = ("sample_shape", "flops_dense", "flops", "flops_fraction", "macs_dense", "macs",
+             "flops_other", "bytes_dense", "bytes_csr", "bytes_bitmap", "layer_flops",
+             "layer_flops_dense")
 
 START = ("record", *IDENTITY, "trial_id", "resumed", "selection", "provenance", "method_info",
          "config")
 EPOCH = ("phase", "level", "epoch", "branch", "train_loss", "train_acc", "lr", "test_acc",
          "test_loss", "val_acc", "val_loss", *PROGRESS)
 LEVEL = ("level", "sparsity", "branch", "requested", "test_acc", "val_acc", "best_test_acc",
-         *COSTS, *MASK_SUMMARY)
+         *COSTS, *MASK_SUMMARY, *FOOTPRINT)
 #: The final metrics of an experiment that ended by itself (``drive.experiment.run``'s dict).
 FINAL = ("status", "reason", *IDENTITY, "device", "test_acc", "test_loss", "best_test_acc",
-         "val_acc", "val_loss", *MASK_SUMMARY, "params_total", *COSTS, "eval_time_s",
+         "val_acc", "val_loss", *MASK_SUMMARY, *FOOTPRINT, "params_total", *COSTS, "eval_time_s",
          "wall_time_s", "method_metrics", "levels", "history", "method_info", "config")
 #: Final metrics that the ``end`` line leaves out: the ``start`` line and the epoch lines hold them.
 NOT_IN_END = ("history", "config", "method_info")
@@ -86,6 +92,6 @@ def unknown_keys(event: str, fields: dict[str, Any]) -> list[str]:
     return [] if allowed is None else sorted(set(fields) - set(allowed) - {"event", "time"})
 
 
-__all__ = ["COSTS", "END", "EPOCH", "FINAL", "IDENTITY", "LEVEL", "LINES", "MASK_SUMMARY",
+__all__ = ["COSTS", "END", "FOOTPRINT", "EPOCH", "FINAL", "IDENTITY", "LEVEL", "LINES", "MASK_SUMMARY",
            "NOT_IN_END", "PROGRESS", "RECORD_FILE", "REPORTED_METRICS", "START", "STATUSES",
            "TERMINAL", "VERSION", "Identity", "identity", "unknown_keys"]

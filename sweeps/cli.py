@@ -253,6 +253,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_bench_model(args: argparse.Namespace) -> int:
+    import json
+
+    from drive.measure import format_measurement, measure
+
+    path = Path(args.path)
+    if not path.is_file():
+        raise UsageError(f"PATH: {path} is not a file; give a checkpoint (prune --checkpoint, a "
+                         "trial's checkpoint_*/state.pt) or a record (prune --out, metrics.jsonl)")
+    if args.out:
+        check_writable(Path(args.out), "--out")
+    result = measure(path, tuple(args.batch), repeat=args.repeat, device=args.device)
+    print(format_measurement(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"measurement written to {args.out}")
+    return 0
+
+
+def _batches(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be batch sizes like 1,256, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must be batch sizes of at least 1, got {text!r}")
+    return values
+
+
 # ---- parser -----------------------------------------------------------------------------------
 
 
@@ -322,6 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the main line of a method with several variants, e.g. drive:warmup_epochs=3 "
                         "(default: the variant closest to the method's default settings)")
     p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("bench-model", help="time a pruned network's forward pass, dense-masked vs "
+                       "sparse execution, beside its theoretical FLOPs")
+    p.add_argument("path", metavar="PATH", help="a checkpoint (prune --checkpoint, checkpoint_*/state.pt)"
+                   " or a record (prune --out, metrics.jsonl: random masks of its layer densities)")
+    p.add_argument("--batch", type=_batches, default=[1, 256], help="batch sizes, e.g. 1,256")
+    p.add_argument("--repeat", type=int, default=5, help="alternating timing rounds per case")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", help="also write the measurement as JSON (the report shows it when it "
+                   "lies in an experiment folder as inference.json)")
+    p.set_defaults(handler=cmd_bench_model)
 
     p = sub.add_parser("demo", help="run the demo sweep on digits and write its report")
     p.add_argument("--storage", default="./results", help="results root (default ./results)")

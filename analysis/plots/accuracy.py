@@ -34,14 +34,14 @@ def dense_reference(agg: pd.DataFrame, model: str, dataset: str, metric: str = "
     return None if rows.empty else float(rows[f"{metric}_mean"].mean())
 
 
-def _draw_dense(ax: Axes, agg: pd.DataFrame, model: str, dataset: str, metric: str) -> None:
+def draw_dense(ax: Axes, agg: pd.DataFrame, model: str, dataset: str, metric: str) -> None:
     dense = dense_reference(agg, model, dataset, metric)
     if dense is not None:
         ax.axhline(100 * dense, color="black", linestyle="--", linewidth=1.2, label="dense",
                    zorder=1)
 
 
-def _grid(n: int, legend_width: float = 1.8) -> tuple[Figure, list[Axes]]:
+def panel_rows(n: int, legend_width: float = 1.8) -> tuple[Figure, list[Axes]]:
     cols = min(n, 2)
     fig, axes = panel_grid((n + cols - 1) // cols, cols, legend_width=legend_width)
     flat = list(axes.flat)
@@ -66,12 +66,12 @@ def accuracy_vs_sparsity(df: pd.DataFrame, *, metric: str = "test_acc", model: s
     if not found or lines.empty:
         raise NoData("no finished pruned trial to plot accuracy against sparsity")
     attempted = attempted_levels(df, agg)
-    fig, axes = _grid(len(found))
+    fig, axes = panel_rows(len(found))
     for ax, (m, d) in zip(axes, found):
         table = lines[(lines["model"] == m) & (lines["dataset"] == d)]
         draw_lines(ax, table, f"{metric}_mean", f"{metric}_std", scale=100,
                    attempted=attempted[(attempted["model"] == m) & (attempted["dataset"] == d)])
-        _draw_dense(ax, agg, m, d, metric)
+        draw_dense(ax, agg, m, d, metric)
         sparsity_axis(ax, table)
         ax.set_ylabel(ACC_LABEL.get(metric, metric))
         panel_title(ax, m, d)
@@ -107,7 +107,7 @@ def accuracy_vs_cost(df: pd.DataFrame, sparsity: float, *, cost: str = "prune_sa
              if ((points["model"] == p[0]) & (points["dataset"] == p[1])).any()]
     if not found:
         raise NoData(f"no finished pruned trial at sparsity {sparsity:g} for the cost view")
-    fig, axes = _grid(len(found))
+    fig, axes = panel_rows(len(found))
     for ax, (m, d) in zip(axes, found):
         here = points[(points["model"] == m) & (points["dataset"] == d)]
         x = here[f"{cost}_mean"].to_numpy(dtype=float)
@@ -125,7 +125,7 @@ def accuracy_vs_cost(df: pd.DataFrame, sparsity: float, *, cost: str = "prune_sa
             ax.plot(rows[f"{cost}_mean"], 100 * rows[f"{metric}_mean"], linestyle="none",
                     marker=marker, color=colour, markersize=7, markeredgecolor="white",
                     markeredgewidth=0.6, label=method, zorder=3)
-        _draw_dense(ax, agg, m, d, metric)
+        draw_dense(ax, agg, m, d, metric)
         positive = x[ok & (x > 0)]
         linthresh = 10 ** np.floor(np.log10(positive.min())) if positive.size else 1.0
         ax.set_xscale("symlog", linthresh=linthresh, linscale=0.4)

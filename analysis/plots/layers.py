@@ -1,4 +1,5 @@
-"""Per-layer density of each method at one sparsity: where layer collapse shows."""
+"""Per-layer density of each method at one sparsity: where layer collapse shows, beside each
+layer's share of the dense network's FLOPs (where the work is, and so what pruning it buys)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ COLLAPSE_FACTOR = 0.3
 def layer_means(df: pd.DataFrame, sparsity: float) -> pd.DataFrame:
     """Mean density over seeds of every layer, per model, data set and method label (the
     primary variant of each method), at one sparsity: model, dataset, method, label,
-    layer_index, layer, density, and collapsed_seeds (seeds in which the layer has no weight)."""
+    layer_index, layer, density, collapsed_seeds (seeds in which the layer has no weight) and
+    flops_share (the layer's share of the dense forward pass's FLOPs, %, NaN without FLOPs)."""
     sparsity = round(float(sparsity), 6)
     agg = aggregate(df)
     primary = primary_at(agg[~of_plan(agg["method"], "dense")], sparsity)
@@ -35,15 +37,18 @@ def layer_means(df: pd.DataFrame, sparsity: float) -> pd.DataFrame:
     layers = layer_frame(df[df["complete"] & (df["sparsity"] == sparsity)], extra=swept)
     if layers.empty or primary.empty:
         return pd.DataFrame(columns=["model", "dataset", "method", "label", "layer_index",
-                                     "layer", "density", "collapsed_seeds"])
+                                     "layer", "density", "collapsed_seeds", "flops_share"])
     by = ["model", "dataset", "method", "sparsity"] + VARIANTS + swept
     labelled = layers.merge(primary[by + ["label"]], on=by)
     keys = ["model", "dataset", "method", "label", "layer_index", "layer"]
     per_seed = labelled.groupby(keys + ["seed"], dropna=False)["layer_density"].mean()
     grouped = per_seed.groupby(level=list(range(len(keys))), dropna=False)
-    return pd.DataFrame({"density": grouped.mean(),
-                         "collapsed_seeds": grouped.agg(lambda d: int((d == 0).sum()))}
-                        ).reset_index()
+    out = pd.DataFrame({"density": grouped.mean(),
+                        "collapsed_seeds": grouped.agg(lambda d: int((d == 0).sum()))}).reset_index()
+    dense = labelled.groupby(["model", "dataset", "layer"], dropna=False)["layer_flops_dense"].first()
+    total = dense.groupby(level=["model", "dataset"]).transform("sum")
+    share = (100 * dense / total.where(total > 0)).rename("flops_share").reset_index()
+    return out.merge(share, on=["model", "dataset", "layer"], how="left")
 
 
 @styled
@@ -93,6 +98,15 @@ def layer_density(df: pd.DataFrame, sparsity: float, *, model: str | None = None
                       ha="right", fontsize=8)
         ax.set_xlabel("layer (model order)")
         ax.set_ylabel("layer density (kept share, log)")
+        if names["flops_share"].notna().any():  # where the work is: grey bars behind the lines
+            work = ax.twinx()
+            work.bar(names["layer_index"], names["flops_share"], color="0.88", width=0.8,
+                     label="share of the dense FLOPs (%, right axis)")
+            work.set_ylabel("share of the dense FLOPs (%)", color="0.45")
+            work.tick_params(axis="y", colors="0.45")
+            work.grid(False)
+            ax.set_zorder(work.get_zorder() + 1)
+            ax.patch.set_visible(False)
         panel_title(ax, m, d, f"sparsity {fmt_pct(100 * float(sparsity))}%")
     figure_legend(fig, axes.flat, title="method")
     return fig

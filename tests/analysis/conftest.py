@@ -69,6 +69,7 @@ def fake_metrics(method: str, sparsity: float, seed: int = 0, test_acc: float = 
          "best_test_acc": test_acc + 0.01, "density": density, "layer_density": layers,
          "params_remaining": round(1000 * density), "params_prunable": 1000,
          "collapsed_layers": [n for n, d in layers.items() if d == 0], "params_total": 1100,
+         "flops_dense": 1_000_000, "flops": round(1_000_000 * density), "flops_fraction": density,
          "prune_time_s": prune_time_s, "prune_samples": prune_samples, "train_time_s": 2.0,
          "total_time_s": prune_time_s + 2.0, "eval_time_s": 0.1, "wall_time_s": 5.0,
          "levels": [], "method_info": method_info(method),

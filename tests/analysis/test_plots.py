@@ -214,3 +214,17 @@ def test_thin_keeps_ticks_apart_and_the_extremes():
     assert not (51.2 in ticks and 50 in ticks)
     gaps = np.diff(np.log10(ticks[::-1]))
     assert (gaps >= 0.05).all()
+
+
+def test_accuracy_vs_flops_places_each_level_at_its_flops(sweep):
+    fig = plots.accuracy_vs_flops(sweep)
+    ax = fig.axes[0]
+    agg = aggregate(sweep)
+    for label, line in lines_by_label(ax).items():
+        if label == "dense":
+            continue
+        rows = agg[agg["label"] == label].sort_values("flops_fraction_mean", ascending=False)
+        np.testing.assert_allclose(line.get_xdata(), 100 * rows["flops_fraction_mean"])
+        np.testing.assert_allclose(line.get_ydata(), 100 * rows["test_acc_mean"])
+    with pytest.raises(plots.NoData):
+        plots.accuracy_vs_flops(sweep.assign(flops_fraction=np.nan))

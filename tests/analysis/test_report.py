@@ -1,5 +1,6 @@
 """analysis.report: the report's tables equal the aggregated data; failures are listed."""
 
+import json
 import re
 
 import numpy as np
@@ -35,8 +36,8 @@ def report(real_sweep, tmp_path_factory):
 def test_report_files(report):
     path, text, df, _ = report
     out = path.parent
-    for name in ("accuracy_vs_sparsity", "time_vs_imp", "samples_vs_imp", "accuracy_vs_cost",
-                 "warmup_heatmap", "layer_density"):
+    for name in ("accuracy_vs_sparsity", "accuracy_vs_flops", "time_vs_imp", "samples_vs_imp",
+                 "accuracy_vs_cost", "warmup_heatmap", "layer_density"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
         assert (out / "figures" / f"{name}.pdf").exists()
         assert f"figures/{name}.png" in text
@@ -152,3 +153,30 @@ def test_hand_built_frame_cells(make):
     cell = times("x")
     assert [cell(pd.Series({"x": v})) for v in (np.inf, np.nan, 150.0, 12.34, 0.5)] == [
         "∞", "—", "150×", "12.3×", "0.5×"]
+
+
+def test_every_result_has_its_flops_and_the_report_shows_them(report):
+    path, text, df, agg = report
+    done = df[df["complete"]]
+    assert done["flops"].notna().all() and done["flops_dense"].notna().all()
+    assert (done["flops"] <= done["flops_dense"]).all()
+    dense = done[done["plan"] == "dense"]
+    assert (dense["flops"] == dense["flops_dense"]).all()
+    assert "## FLOPs remaining (% of a dense forward pass; theory, per sample)" in text
+    assert "## Weight storage (kB): CSR / bitmap of the kept weights, the rest dense" in text
+    tex = (path.parent / "tables.tex").read_text()
+    assert "FLOPs remaining" in tex
+
+
+def test_a_measurement_in_the_folder_is_in_the_report(make, tmp_path):
+    folder = tmp_path / "runs"
+    m = make.metrics("snip", 0.9)
+    make.write_record(folder, "t1", m)
+    (folder / "t1" / "inference.json").write_text(json.dumps({
+        "method": "snip", "sparsity": 0.9, "source": "checkpoint", "device": "cpu",
+        "theory": {"flops_fraction": 0.12},
+        "timings": [{"batch": 1, "dense_s": 0.002, "sparse_s": 0.004, "ratio": 2.0},
+                    {"batch": 256, "dense_s": 0.2, "sparse_s": 0.1, "ratio": 0.5}]}))
+    text = write_report([folder], tmp_path / "out").read_text()
+    section = text.split("## Measured inference speed")[1]
+    assert "| snip | 90% | checkpoint | cpu | 256 | 200 | 100 | 0.5 | 12% |" in section

@@ -371,3 +371,32 @@ def test_validation_accuracy_at_every_evaluation_and_in_the_metrics():
     assert "val_acc" not in m["history"][0]  # the pruning step evaluates nothing
     plain = Experiment(config(method="snip", sparsity=0.5)).run()
     assert plain["val_acc"] is None and all("val_acc" not in h for h in plain["history"])
+
+
+def test_every_result_records_what_its_masks_buy_counted_by_hand():
+    """FLOPs per sample of digits_cnn (8x8 digits), by hand: each conv weight does one
+    multiply-accumulate per output position (3x3 'same' convs: 8x8, 8x8, then 4x4 after the
+    max-pool), each classifier weight one; FLOPs = 2 MACs. The kept count of each layer comes
+    from the record's own layer densities."""
+    cfg = build_config({**FAST, "method": "snip", "sparsity": 0.8})
+    m = run(cfg)
+    positions = {"features.0.0": 64, "features.1.0": 64, "features.3.0": 16, "classifier": 1}
+    model = Experiment(cfg).model
+    weights = {}  # out x in x 3 x 3 per conv, out x in for the classifier, from the layers' sizes
+    for name in positions:
+        layer = model.get_submodule(name)
+        if isinstance(layer, torch.nn.Conv2d):
+            weights[name] = layer.out_channels * layer.in_channels * 3 * 3
+        else:
+            weights[name] = layer.out_features * layer.in_features
+    kept = {n: round(m["layer_density"][n] * weights[n]) for n in weights}
+    assert m["flops_dense"] == 2 * sum(weights[n] * positions[n] for n in weights)
+    assert m["flops"] == 2 * sum(kept[n] * positions[n] for n in weights)
+    assert m["layer_flops"] == {n: 2 * kept[n] * positions[n] for n in weights}
+    assert m["flops_fraction"] == pytest.approx(m["flops"] / m["flops_dense"])
+    assert m["macs"] * 2 == m["flops"]
+    # storage: every parameter dense at 4 bytes; the masked weights as values + bitmap
+    total = sum(p.numel() for p in model.parameters())
+    assert m["bytes_dense"] == 4 * total
+    other = total - sum(weights.values())
+    assert m["bytes_bitmap"] == 4 * other + sum(4 * kept[n] + -(-weights[n] // 8) for n in weights)
