@@ -109,3 +109,11 @@ def test_every_step_has_code_and_the_markdown_of_a_partial_run_renders():
     md = gpu_check.markdown(data)
     assert "still running or killed" in md and "| a |" in md and "- inf: inf" in md
     assert json.loads(json.dumps(gpu_check.clean(data)))["steps"][0]["result"]["inf"] == "inf"
+
+
+def test_the_suite_step_leaves_out_test_files_whose_imports_are_not_installed(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_check, "OPTIONAL_TEST_IMPORTS", ("surely_not_installed_pkg", "pytest"))
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("import pytest\nfrom surely_not_installed_pkg import x\n")
+    (tmp_path / "tests" / "test_b.py").write_text("import pytest\n\ndef test_b():\n    import surely_not_installed_pkg\n")
+    assert gpu_check.missing_import_files(["tests"], tmp_path) == {"tests/test_a.py": "surely_not_installed_pkg"}
