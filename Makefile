@@ -57,4 +57,4 @@ gpu-check:
 	sh benchmarks/gpu_check.sh $(ARGS)
 
 gpu-check-cpu: $(STAMP)
-	$(BIN)/python -m benchmarks.gpu_check --cpu $(ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m benchmarks.gpu_check --cpu $(ARGS)
