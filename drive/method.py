@@ -31,9 +31,11 @@ This module imports neither torch nor the method modules: a built-in is imported
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+import importlib.util
+import pkgutil
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict
 
@@ -41,9 +43,12 @@ from drive.checked import CheckedModel
 from drive.errors import RegistryError
 from drive.registry import Registry
 
-if TYPE_CHECKING:  # only for annotations: this module must not import torch
-    from drive.config import ExperimentConfig
-    from drive.scores import ScoreContext, Scores
+#: What a method's hooks are given. The config (:class:`drive.config.ExperimentConfig`) and the
+#: scoring context (:class:`drive.scores.ScoreContext`) are defined in layers above this one
+#: (the config imports this module, the scores need torch), so they are named, not imported.
+Config = Any
+Context = Any
+Scores = dict[str, Any]
 
 #: How a method's experiment runs (:mod:`drive.plan`): ``dense`` trains without pruning;
 #: ``at_init`` prunes at initialisation, then trains; ``after_warmup`` trains dense for
@@ -68,10 +73,18 @@ PLAN_FIELDS: dict[str, tuple[str, ...]] = {
     "after_training": ("finetune.",),
 }
 
-#: The built-in methods in the order of every table and figure, each the ``METHOD`` of its
-#: module ``drive.methods.<name>``.
-BUILTINS: tuple[str, ...] = ("dense", "imp", "drive", "snip", "grasp", "synflow", "magnitude",
-                             "random", "erk", "random_uniform", "force", "prospr", "magnitude_after")
+def _builtin_names() -> tuple[str, ...]:
+    """The modules of the package ``drive.methods``, found on disk, not imported: each one's
+    ``METHOD`` is a built-in method (adding one is adding its module)."""
+    found = importlib.util.find_spec("drive.methods")
+    places = found.submodule_search_locations if found is not None else None
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(places or []) if not m.name.startswith("_")))
+
+
+#: The built-in methods, each the ``METHOD`` of its module ``drive.methods.<name>``.
+BUILTINS: tuple[str, ...] = _builtin_names()
+#: Where a method without an ``order`` of its own (a user's) comes in tables and figures.
+LAST = 1000
 
 
 class MethodArgs(CheckedModel):
@@ -109,33 +122,33 @@ class Method:
             method uses, besides its own section and its plan's fields (:data:`PLAN_FIELDS`).
         check: ``check(cfg)`` raises ValueError (``field: ...``) for a config it cannot run.
         rounds: ``rounds(cfg)``: the pruning iterations its result reports when they are not T
-            (IMP: its rounds).
-        metrics: ``metrics(ctx) -> dict``: extra results of its scoring, recorded with the
-            experiment's metrics under ``method_metrics``.
+            (IMP: its rounds). (Extra results of a score go into ``ctx.results``, recorded as
+            ``method_metrics``.)
         label, color, marker, linestyle: how tables and figures show it.
+        order: its place in tables and figures (the built-ins' 0-120; a user's after them).
         reference: the paper it comes from.
         section: the config section of its arguments; by default its name (a user's method
             keeps the name it was declared with, not its import path).
     """
 
     name: str
-    score: Callable[[ScoreContext], Scores] | None = None
+    score: Callable[[Context], Scores] | None = None
     args: type[MethodArgs] = NoArgs
     plan: Plan = "at_init"
     iterations: int = 1
     data: bool = False
-    batches: Callable[[ExperimentConfig], int] | None = None
+    batches: Callable[[Config], int] | None = None
     revives: bool = False
     fresh_batches: bool = False
     layer_densities: bool = False
     varies: tuple[str, ...] = ()
-    check: Callable[[ExperimentConfig], None] | None = None
-    rounds: Callable[[ExperimentConfig], int] | None = None
-    metrics: Callable[[ScoreContext], dict[str, Any]] | None = None
+    check: Callable[[Config], None] | None = None
+    rounds: Callable[[Config], int] | None = None
     label: str = ""
     color: str = "#332288"
     marker: str = "h"
     linestyle: str = "-"
+    order: int = LAST
     reference: str = ""
     section: str = field(default="")
 
@@ -176,7 +189,7 @@ class Method:
         return any(field == f or (f.endswith(".") and field.startswith(f))
                    for f in (*self.varies, *PLAN_FIELDS.get(self.plan, ())))
 
-    def reported_iterations(self, cfg: ExperimentConfig) -> int:
+    def reported_iterations(self, cfg: Config) -> int:
         """The pruning iterations its result reports: T, its :attr:`rounds`, or 0 (dense)."""
         if not self.prunes:
             return 0
@@ -185,9 +198,8 @@ class Method:
     def info(self) -> dict[str, Any]:
         """What a result record says of the method, so that reports need not import it: its
         label, plan, style, default T, position among the built-ins and default arguments."""
-        order = BUILTINS.index(self.name) if self.name in BUILTINS else len(BUILTINS)
         return {"label": self.display, "plan": self.plan, "color": self.color,
-                "marker": self.marker, "linestyle": self.linestyle, "order": order,
+                "marker": self.marker, "linestyle": self.linestyle, "order": self.order,
                 "iterations": self.iterations, "section": self.section,
                 "reference": self.reference, "cost": self.cost,
                 "defaults": self.args().model_dump(mode="json"),
@@ -251,5 +263,10 @@ def applies(field: str, method: str, among: Iterable[str] = ()) -> bool:
     return not owners or spec.uses(field)
 
 
-__all__ = ["BUILTINS", "COSTS", "METHODS", "Method", "MethodArgs", "NoArgs", "PLANS", "PLAN_FIELDS",
+def in_order() -> list[str]:
+    """The built-in methods in the order of every table and figure (imports each module)."""
+    return sorted(BUILTINS, key=lambda name: (get_method(name).order, name))
+
+
+__all__ = ["BUILTINS", "COSTS", "LAST", "in_order", "METHODS", "Method", "MethodArgs", "NoArgs", "PLANS", "PLAN_FIELDS",
            "Plan", "RegistryError", "applies", "argument_sections", "get_method"]

@@ -2,4 +2,5 @@
 
 from drive.method import Method
 
-METHOD = Method("dense", plan="dense", label="dense", color="#000000", marker="", linestyle="--")
+METHOD = Method("dense", plan="dense", label="dense", color="#000000", marker="", linestyle="--",
+                order=0)

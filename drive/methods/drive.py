@@ -74,4 +74,4 @@ def score(ctx: ScoreContext) -> Scores:
 
 METHOD = Method("drive", score, args=DriveArgs, plan="after_warmup", iterations=10, data=True,
                 varies=("prune_iterations",), label="DRIVE", color="#D55E00", marker="o",
-                reference="Saikumar & Varghese 2024")
+                reference="Saikumar & Varghese 2024", order=20)

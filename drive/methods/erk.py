@@ -37,4 +37,4 @@ def score(ctx: ScoreContext) -> Scores:
 
 
 METHOD = Method("erk", score, layer_densities=True, label="random (ERK)", color="#999933",
-                marker="x", linestyle=":", reference="Evci et al. 2020")
+                marker="x", linestyle=":", reference="Evci et al. 2020", order=80)

@@ -18,4 +18,4 @@ def score(ctx: ScoreContext) -> Scores:
 
 METHOD = Method("force", score, iterations=60, data=True, revives=True, fresh_batches=True,
                 varies=("prune_iterations",), label="FORCE", color="#882255", marker="*",
-                linestyle="-.", reference="de Jorge et al. 2021")
+                linestyle="-.", reference="de Jorge et al. 2021", order=100)

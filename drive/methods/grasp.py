@@ -48,4 +48,4 @@ def score(ctx: ScoreContext) -> Scores:
 
 
 METHOD = Method("grasp", score, args=GraspArgs, data=True, label="GraSP", color="#CC79A7",
-                marker="v", linestyle="-.", reference="Wang et al. 2020")
+                marker="v", linestyle="-.", reference="Wang et al. 2020", order=40)

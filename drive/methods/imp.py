@@ -5,14 +5,13 @@ its hyperparameters, checks and round count. The trunk-and-branches machinery th
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
+from drive.config import ExperimentConfig
 from drive.method import Method, MethodArgs
 
-if TYPE_CHECKING:
-    from drive.config import ExperimentConfig
 
 _TOL = 1e-9
 
@@ -59,4 +58,4 @@ def rounds(cfg: ExperimentConfig) -> int:
 
 
 METHOD = Method("imp", args=ImpArgs, plan="imp", check=check, rounds=rounds, label="IMP",
-                color="#0072B2", marker="s", reference="Frankle & Carbin 2019; Frankle et al. 2020")
+                color="#0072B2", marker="s", reference="Frankle & Carbin 2019; Frankle et al. 2020", order=10)

@@ -11,4 +11,4 @@ def score(ctx: ScoreContext) -> Scores:
     return abs_weights(ctx)
 
 
-METHOD = Method("magnitude", score, label="magnitude", color="#56B4E9", marker="P", linestyle="--")
+METHOD = Method("magnitude", score, label="magnitude", color="#56B4E9", marker="P", linestyle="--", order=60)

@@ -6,4 +6,4 @@ from drive.methods.magnitude import score
 
 METHOD = Method("magnitude_after", score, plan="after_training", label="magnitude after training",
                 color="#332288", marker="h", linestyle="--",
-                reference="Han et al. 2015; Renda et al. 2020")
+                reference="Han et al. 2015; Renda et al. 2020", order=120)

@@ -58,4 +58,4 @@ def score(ctx: ScoreContext) -> Scores:
 
 METHOD = Method("prospr", score, args=ProsprArgs, data=True,
                 batches=lambda cfg: cfg.args.steps + 1, label="ProsPr", color="#117733",
-                marker="p", reference="Alizadeh et al. 2022")
+                marker="p", reference="Alizadeh et al. 2022", order=110)

@@ -11,4 +11,4 @@ def score(ctx: ScoreContext) -> Scores:
     return seeded_uniform(ctx)
 
 
-METHOD = Method("random", score, label="random", color="#7F7F7F", marker="X", linestyle=":")
+METHOD = Method("random", score, label="random", color="#7F7F7F", marker="X", linestyle=":", order=70)

@@ -13,4 +13,4 @@ def score(ctx: ScoreContext) -> Scores:
 
 
 METHOD = Method("random_uniform", score, label="random (uniform)", color="#BBBBBB", marker="+",
-                linestyle=":")
+                linestyle=":", order=90)

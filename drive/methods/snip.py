@@ -17,4 +17,4 @@ def score(ctx: ScoreContext) -> Scores:
 
 
 METHOD = Method("snip", score, data=True, label="SNIP", color="#009E73", marker="^",
-                linestyle="--", reference="Lee et al. 2019")
+                linestyle="--", reference="Lee et al. 2019", order=30)

@@ -31,4 +31,4 @@ def score(ctx: ScoreContext) -> Scores:
 
 
 METHOD = Method("synflow", score, args=SynflowArgs, iterations=100, label="SynFlow",
-                color="#E69F00", marker="D", linestyle=":", reference="Tanaka et al. 2020")
+                color="#E69F00", marker="D", linestyle=":", reference="Tanaka et al. 2020", order=50)

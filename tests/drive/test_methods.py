@@ -6,7 +6,7 @@ from drive.config import build_config
 from drive.errors import ConfigError
 from drive.experiment import run
 from drive.masks import keep_count
-from drive.method import METHODS, Method, applies, get_method
+from drive.method import BUILTINS, METHODS, Method, applies, get_method, in_order
 from drive.plan import make_plan
 
 
@@ -22,9 +22,10 @@ FAST = {"device": "cpu", "train": {"epochs": 1, "batch_size": 128}, "model_args"
 
 
 def test_every_builtin_has_one_complete_entry():
-    assert METHODS.in_order()[:8] == ["dense", "imp", "drive", "snip", "grasp", "synflow", "magnitude", "random"]
-    assert {"erk", "random_uniform", "force", "prospr", "magnitude_after"} <= set(METHODS.in_order())
-    for name in METHODS.in_order():
+    assert in_order()[:8] == ["dense", "imp", "drive", "snip", "grasp", "synflow", "magnitude", "random"]
+    assert set(in_order()) == set(METHODS.names()) == set(BUILTINS)  # every module of drive/methods/
+    assert {"erk", "random_uniform", "force", "prospr", "magnitude_after"} <= set(in_order())
+    for name in in_order():
         m = get_method(name)
         assert m.name == name and m.display and m.color.startswith("#") and m.cost
         assert (m.score is None) == (m.plan in ("dense", "imp"))
