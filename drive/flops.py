@@ -45,8 +45,25 @@ INDEX_BYTES = 4
 OTHER = "(other)"
 
 
+class _Flops:
+    """FLOPs of something that counts ``macs_dense`` and ``macs`` (2 per multiply-accumulate)."""
+
+    macs_dense: int
+    macs: int
+
+    @property
+    def flops_dense(self) -> int:
+        """FLOPs without the masks."""
+        return 2 * self.macs_dense
+
+    @property
+    def flops(self) -> int:
+        """FLOPs that remain under the masks."""
+        return 2 * self.macs
+
+
 @dataclass(frozen=True)
-class LayerCost:
+class LayerCost(_Flops):
     """One conv or linear layer's share of a forward pass and of the weight storage.
 
     ``macs_dense``/``macs`` cover every call of the layer in one forward pass of one sample;
@@ -67,14 +84,6 @@ class LayerCost:
     bytes_csr: int
     bytes_bitmap: int
 
-    @property
-    def flops_dense(self) -> int:
-        return 2 * self.macs_dense
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
-
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "masked": self.masked, "calls": self.calls,
                 "weights": self.weights, "kept": self.kept, "macs_dense": self.macs_dense,
@@ -84,7 +93,7 @@ class LayerCost:
 
 
 @dataclass(frozen=True)
-class Costs:
+class Costs(_Flops):
     """Theoretical cost of one forward pass of one sample and the model's parameter storage.
 
     ``macs``/``macs_dense``: multiply-accumulates with and without the masks (``flops`` and
@@ -101,16 +110,6 @@ class Costs:
     bytes_csr: int
     bytes_bitmap: int
     layers: list[LayerCost] = field(default_factory=list)
-
-    @property
-    def flops_dense(self) -> int:
-        """FLOPs of a dense forward pass of one sample (2 per multiply-accumulate)."""
-        return 2 * self.macs_dense
-
-    @property
-    def flops(self) -> int:
-        """FLOPs that remain under the masks (2 per multiply-accumulate)."""
-        return 2 * self.macs
 
     @property
     def flops_fraction(self) -> float:
