@@ -35,7 +35,7 @@ from sweeps.runtime import (
 )
 from sweeps.spec import REMOTE_SCHEMES, SweepError, SweepSpec, load_spec
 from sweeps.storage import claim, ensure_writable, experiment_exists, read_text, remove_claim
-from sweeps.trials import Sweep, resolve
+from sweeps.trials import Sweep, count_trials, resolve
 
 SPEC_FILE = "sweep.yaml"
 
@@ -241,9 +241,17 @@ def check_tune_state(path: str) -> None:
                           "them): run the sweep again under another --name"]) from None
 
 
+def saved_spec(path: str) -> SweepSpec:
+    """The spec saved with the sweep at ``path`` (read, not resolved again)."""
+    try:
+        return load_spec(tree=yaml.safe_load(read_text(f"{path.rstrip('/')}/{SPEC_FILE}"))["spec"])
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as e:
+        raise SweepError([f"EXPERIMENT_DIR: {path}/{SPEC_FILE} cannot be read ({type(e).__name__})"]) from None
+
+
 def expected_trials(path: str) -> int:
     """How many trials the sweep at ``path`` runs in all (grid points x their samples)."""
-    return load_saved_sweep(path)[0].total
+    return count_trials(saved_spec(path))
 
 
 def resume_sweep(path: str, address: str | None = None, verbose: int = 1) -> str:

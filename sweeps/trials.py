@@ -143,6 +143,15 @@ def expand_trials(spec: SweepSpec) -> list[dict[str, Any]]:
     return list(unique.values())
 
 
+def count_trials(spec: SweepSpec) -> int:
+    """How many trials a sweep runs in all (grid points x their samples), without building
+    their configs (a sweep already validated: its ``sweep.yaml``)."""
+    methods = sweep_methods(spec)
+    return sum(spec.search.num_samples if any(applies(k, p.get("method", "drive"), methods)
+                                              for k in spec.sampled_axes) else 1
+               for p in expand_trials(spec))
+
+
 def sweep_methods(spec: SweepSpec) -> tuple[str, ...]:
     """The methods of a sweep: its ``method`` axis, or the base config's method."""
     methods = spec.grid_axes.get("method", [spec.experiment.get("method", "drive")])

@@ -76,3 +76,14 @@ def test_trials_are_ordered_longest_first_imp_then_drive_then_the_rest():
     # equal costs keep the grid's order
     mags = [t for t in ordered if t["method"] == "magnitude"]
     assert mags == [t for t in trials if t["method"] == "magnitude"]
+
+
+def test_the_count_without_configs_equals_the_resolved_sweeps():
+    from sweeps.trials import count_trials
+
+    for tree in ({"sweep": {"method": ["dense", "drive", "imp", "snip"], "sparsity": [0.5, 0.9],
+                            "seed": [0, 1], "warmup_epochs": [1, 2]}},
+                 {"sweep": {"method": ["snip", "drive"], "drive.weights": {"choice": [[1, 0, 0]]},
+                            "seed": [0, 1]}, "search": {"num_samples": 3}}):
+        sweep = load_sweep(tree=tree)
+        assert count_trials(sweep.spec) == sweep.total == sum(sweep.samples_per_point())
