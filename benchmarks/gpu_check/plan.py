@@ -41,7 +41,7 @@ STEPS = [
     Step("masks", "bench_masks: 90%-sparse masked step vs dense step", 50),
     Step("inference", "bench_inference --device cuda: dense-masked vs sparse (CSR / 2:4 semi-structured)", 75),
     Step("packing", "4 drive-sweep prune processes sharing the GPU vs 1: throughput ratio", 150,
-         cpu_skip="needs CUDA (GPU packing)", min_s=40),
+         cpu_limit_s=120, cpu_skip="needs CUDA (GPU packing)", min_s=40),  # --cpu: 55 s at load 6 on 2 cores
     Step("ablation_resnet18", "project path, ResNet-18: bf16 / channels_last / compile / CUDA graphs off", 150,
          min_s=45),
     Step("pruning_cost", "bench_pruning_cost: IMP vs every method, time and sample passes", 90, min_s=30),
