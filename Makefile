@@ -29,7 +29,7 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
-# ---- the GPU check (benchmarks/gpu_check.py, docs: its docstring) --------------------------------
+# ---- the GPU check (benchmarks/gpu_check/, docs: its __init__ docstring) -------------------------
 # gpu-wheels (here, where pip reaches PyPI): the wheels a bare GPU machine (Python 3.12, x86-64,
 #   torch preinstalled) lacks, into .whl/: the project's pins from constraints.txt and the
 #   versions of their dependencies that .venv holds. Carried to the machine with the working tree

@@ -18,6 +18,12 @@ epochs: the benchmark also projects it to the paper's CIFAR-10 settings with tha
 
 It also checks that DRIVE's scoring (T=10 iterations of one batch, excluding the warm-up) costs
 less than one epoch of training, measured on the same model and data with a realistic train set.
+
+``--set KEY=VALUE`` (repeatable, dotted keys as ``drive-sweep prune --set``) changes a field of
+every experiment's config, e.g. ``--set train.compile=false`` (the GPU check's default there:
+every experiment builds a new model, which ``torch.compile`` would compile again). The fields
+the benchmark sets itself (method, sparsity, warmup_epochs, train.epochs, train.eval_every, and
+on CIFAR-shaped data the scoring check's data.train_size) are set after it and win.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import csv_list, device_argument, entry_point, print_table, verdict
-from drive.config import build_config, read_yaml
+from benchmarks.common import csv_list, device_argument, entry_point, key_value, print_table, verdict
+from drive.config import apply_overrides, build_config, read_yaml
 from drive.experiment import run as run_experiment
 from drive.imp import imp_rounds
 
@@ -39,13 +45,16 @@ PAPER_RANGE = (43, 869)  # the paper's reported IMP / DRIVE pruning-time ratios
 
 
 def base_experiment(dataset: str, opts: argparse.Namespace) -> dict[str, Any]:
-    """The experiment config of one setting (without method, sparsity, epochs)."""
+    """The experiment config of one setting (without method, sparsity, epochs), with the
+    ``--set`` overrides applied."""
     if dataset == "digits":
-        return {"dataset": "digits", "model": "digits_cnn", "device": opts.device}
-    train = dict(read_yaml(CIFAR_CONFIG)["experiment"]["train"])
-    return {"dataset": "synthetic", "model": opts.cifar_model, "device": opts.device, "train": train,
-            "data": {"image_size": 32, "channels": 3, "num_classes": 10,
-                     "train_size": opts.cifar_train_size, "test_size": 256}}
+        tree = {"dataset": "digits", "model": "digits_cnn", "device": opts.device}
+    else:
+        train = dict(read_yaml(CIFAR_CONFIG)["experiment"]["train"])
+        tree = {"dataset": "synthetic", "model": opts.cifar_model, "device": opts.device, "train": train,
+                "data": {"image_size": 32, "channels": 3, "num_classes": 10,
+                         "train_size": opts.cifar_train_size, "test_size": 256}}
+    return apply_overrides(tree, getattr(opts, "set", None) or [])
 
 
 def experiment(base: dict[str, Any], method: str, sparsity: float, epochs: int, warmup: int,
@@ -143,7 +152,10 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     print(f"\n== Pruning cost: every method at sparsities {opts.sparsities}; IMP / method ==\n"
           f"digits: digits_cnn, {opts.digits_epochs} epochs (DRIVE warm-up {opts.digits_warmup}); cifar: "
           f"{opts.cifar_model} on {opts.cifar_train_size} synthetic 3x32x32 images, {opts.cifar_epochs} "
-          f"epochs (DRIVE warm-up {opts.cifar_warmup}), training settings of {CIFAR_CONFIG.name}", flush=True)
+          f"epochs (DRIVE warm-up {opts.cifar_warmup}), training settings of {CIFAR_CONFIG.name}"
+          + (f"; --set {' '.join(opts.set)}" if getattr(opts, "set", None) else ""), flush=True)
+    for dataset in opts.datasets:  # a bad --set fails here, before any experiment runs
+        build_config(base_experiment(dataset, opts))
     rows, checks = [], []
     for dataset in opts.datasets:
         rows += costs(dataset, opts)
@@ -182,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cifar-train-size", type=int, default=256, help="synthetic CIFAR-shaped training images")
     p.add_argument("--check-size", type=int, default=5000,
                    help="training images of the scoring-vs-epoch check on CIFAR-shaped data")
+    p.add_argument("--set", action="append", default=[], type=key_value, metavar="KEY=VALUE",
+                   help="a config field of every experiment by dotted name, e.g. train.compile=false "
+                        "(repeatable)")
     device_argument(p)
     return p
 

@@ -17,9 +17,21 @@ pickle format into a temporary folder.
   ``train.compile`` as resolved for the device (on CUDA: compiled with CUDA graphs), and on
   CUDA bf16 autocast and cudnn.benchmark.
 
+``--project-set KEY=VALUE`` (repeatable) changes a ``train`` setting of the project path alone,
+e.g. ``--project-set compile=false --project-set bf16=false`` (any field of
+``drive.config.TrainConfig``; validated before anything runs): what the ablations of the GPU
+check (``benchmarks.gpu_check``) turn off one at a time.
+
 How much of the machine training uses: the FLOPs of one training image (forward and backward,
 counted with ``FlopCounterMode``) times the images/s, over the peak FLOP/s of a large matmul
-and convolution measured in the same run (:mod:`benchmarks.peak`).
+and convolution measured in the same run (:mod:`benchmarks.peak`) in the dtype the path trains
+in: float32 on the CPU, bfloat16 on CUDA (both paths train under bf16 autocast there; the
+project path in float32 with ``--project-set bf16=false``), so that a share cannot pass 100%.
+
+Targets: on CUDA the project path at >= 3x the plain recipe and not slower than the best plain
+recipe; the CIFAR-10 ResNet-18 epoch under 3 s on an H100, judged alike on an H200 (the same
+Hopper chip with the same arithmetic rates and faster memory) when the GPU's name contains
+either; on the CPU, not slower than either plain recipe.
 
 Each path is warmed up with a batch, then one epoch over ``--images`` images is timed
 (``--repeat`` times, the paths alternating; the fastest epoch counts). Each data pipeline is
@@ -50,13 +62,14 @@ from benchmarks.common import (
     csv_list,
     device_argument,
     entry_point,
+    key_value,
     print_table,
     resolve,
     side_by_side,
     verdict,
 )
-from benchmarks.peak import measured_peak, training_flops
-from drive.config import DataConfig, TrainConfig
+from benchmarks.peak import higher_peak, measured_peak, training_flops
+from drive.config import DataConfig, TrainConfig, apply_overrides, build_config
 from drive.data import load_dataset, make_loaders
 from drive.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from drive.data.safe_pickle import dump_batch
@@ -72,7 +85,9 @@ from drive.train import (
 )
 
 CIFAR10_TRAIN = 50_000
-H100_EPOCH_TARGET_S = 3.0
+EPOCH_TARGET_S = 3.0
+#: the GPUs the epoch target is judged on: the README's H100, and the H200 alike (same chip)
+EPOCH_TARGET_GPUS = ("H100", "H200")
 CUDA_RATIO_TARGET = 3.0
 TIE = 0.02  # ratios this close to 1 are within the run-to-run noise of a shared 2-core machine
 
@@ -160,14 +175,31 @@ def plain_case(model_name: str, root: Path, opts: argparse.Namespace, device: to
     return train, data_case(f"{name}_data", loader)
 
 
+def project_train_config(opts: argparse.Namespace) -> TrainConfig:
+    """The project path's training settings: the project's defaults with the benchmark's batch
+    size and SGD settings, then the ``--project-set`` overrides (a ``ConfigError`` naming the
+    field for a bad one)."""
+    tree = {"batch_size": opts.batch_size, "lr": opts.lr, "momentum": 0.9, "weight_decay": 5e-4}
+    return build_config({"train": apply_overrides(tree, getattr(opts, "project_set", None) or [])}).train
+
+
+def project_settings(cfg: TrainConfig, device: torch.device) -> dict[str, bool]:
+    """What the project path does on ``device`` under ``cfg``: bf16 autocast, channels_last,
+    torch.compile, CUDA graphs (each as resolved: bf16 and CUDA graphs on CUDA only)."""
+    compiles = compile_enabled(cfg, device)
+    return {"bf16": cfg.bf16 and device.type == "cuda", "channels_last": cfg.channels_last,
+            "compile": compiles, "cuda_graphs": compiles and cfg.cuda_graphs and device.type == "cuda"}
+
+
 def project_case(model_name: str, root: Path, opts: argparse.Namespace,
                  device: torch.device) -> tuple[Case, Case]:
     """The project's path (device-resident loader, train_epoch with 90%-sparse masks,
     channels_last, fused SGD, train.compile as resolved for the device, and on CUDA bf16
-    autocast and cudnn.benchmark, as drive.experiment sets them up), and its data pipeline
-    alone. A compiled model is warmed up with a whole epoch (every batch shape compiled)."""
+    autocast and cudnn.benchmark, as drive.experiment sets them up; ``--project-set``
+    changes them), and its data pipeline alone. A compiled model is warmed up with a whole
+    epoch (every batch shape compiled)."""
     data_cfg = DataConfig(root=str(root), verify=False)  # generated files, not the official ones
-    cfg = TrainConfig(batch_size=opts.batch_size, lr=opts.lr, momentum=0.9, weight_decay=5e-4)
+    cfg = project_train_config(opts)
     data = load_dataset("cifar10", data_cfg)
     channels_last = cfg.channels_last
     model = _model(model_name, device, opts.seed)
@@ -225,10 +257,12 @@ def targets(rows: list[dict[str, Any]], gpu: str | None) -> list[dict[str, Any]]
                         "value": f"{r['ratio']:.2f}x", "status": verdict(r["ratio"] >= CUDA_RATIO_TARGET)})
             out.append({"target": f"{r['model']}: project not slower than the best plain recipe on CUDA",
                         "value": f"{r['ratio_best']:.2f}x", "status": verdict(r["ratio_best"] >= 1.0)})
-            if r["model"] == "resnet18" and gpu and "H100" in gpu:
-                out.append({"target": f"resnet18 CIFAR-10 epoch < {H100_EPOCH_TARGET_S:g} s on H100",
+            kind = next((k for k in EPOCH_TARGET_GPUS if gpu and k in gpu), None)
+            if r["model"] == "resnet18" and kind:
+                out.append({"target": f"resnet18 CIFAR-10 epoch < {EPOCH_TARGET_S:g} s on an H100 "
+                                      f"(H200 alike; {kind} here)",
                             "value": f"{r['project_epoch_50k_s']:.2f} s ({r['epoch_50k']})",
-                            "status": verdict(r["project_epoch_50k_s"] < H100_EPOCH_TARGET_S)})
+                            "status": verdict(r["project_epoch_50k_s"] < EPOCH_TARGET_S)})
         else:  # a tie within the measurement's resolution is not "slower"
             status = verdict(r["ratio"] >= 1.0) if not 1 - TIE < r["ratio"] < 1 else f"tie (within {TIE:.0%})"
             out.append({"target": f"{r['model']}: project not slower than plain on CPU",
@@ -242,37 +276,45 @@ def targets(rows: list[dict[str, Any]], gpu: str | None) -> list[dict[str, Any]]
 
 def run(opts: argparse.Namespace) -> dict[str, Any]:
     device = resolve(opts.device)
+    cfg = project_train_config(opts)  # a bad --project-set fails here, before any work
     if opts.images is None:
         opts.images = CIFAR10_TRAIN if device.type == "cuda" else 512
     print(f"\n== Training throughput: project path vs plain PyTorch recipe ({device.type}, batch "
           f"{opts.batch_size}, {opts.images} timed images per epoch after {opts.warmup_batches} warm-up "
           f"batch(es), {opts.repeat} round(s), DataLoader workers {opts.workers}) ==", flush=True)
+    if getattr(opts, "project_set", None):
+        print(f"project path with {' '.join(opts.project_set)}: {project_settings(cfg, device)}", flush=True)
+    # each path's share of the peak is taken in the dtype it trains in (plain_best: bf16 on CUDA)
+    project_dtype = input_dtype(cfg, device)
+    plain_best_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtypes = list(dict.fromkeys([project_dtype, plain_best_dtype]))
+    peaks = {d: measured_peak(device, opts.peak_seconds, dtype=d) for d in dtypes}
     rows = []
-    peak = measured_peak(device, opts.peak_seconds)
     with tempfile.TemporaryDirectory(prefix="bench_cifar_") as tmp:
         write_cifar10(Path(tmp), opts.images)
         for name in opts.models:
             rows.append(measure(name, Path(tmp), opts, device))
             print_table(rows[-1:], ["model", "plain_img_s", "plain_best_img_s", "project_img_s", "ratio",
                                     "ratio_best"])
-    after = measured_peak(device, opts.peak_seconds)  # before and after: the load may change
-    peak = {k: max(peak[k], after[k]) for k in peak}
+    # before and after: the load may change
+    peaks = {d: higher_peak(p, measured_peak(device, opts.peak_seconds, dtype=d)) for d, p in peaks.items()}
+    peak = peaks[project_dtype]
     for r in rows:
         r.update(peak)
         r["project_share_of_peak"] = r["project_gflops"] / peak["peak_gflops"]
-        r["plain_best_share_of_peak"] = r["plain_best_gflops"] / peak["peak_gflops"]
+        r["plain_best_share_of_peak"] = r["plain_best_gflops"] / peaks[plain_best_dtype]["peak_gflops"]
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     checks = targets(rows, gpu)
     print_table(rows, ["model", "device", "batch", "images", "plain_img_s", "plain_best_img_s", "project_img_s",
                        "ratio", "ratio_best", "project_epoch_50k_s", "epoch_50k"], "throughput (images/s)")
     print_table(rows, ["model", "train_gflop_per_img", "project_gflops", "plain_best_gflops", "peak_gflops",
                        "project_share_of_peak", "plain_best_share_of_peak"],
-                f"share of the measured peak (matmul {peak['matmul_gflops']:.1f}, conv "
+                f"share of the measured {peak['peak_dtype']} peak (matmul {peak['matmul_gflops']:.1f}, conv "
                 f"{peak['conv_gflops']:.1f} GFLOP/s at {torch.get_num_threads()} thread(s))")
     print_table(rows, ["model", "plain_data_img_s", "project_data_img_s"],
                 "the data pipelines alone (no model), images/s (plain: its tuned DataLoader)")
     print_table(checks, title="targets")
-    return {"rows": rows, "peak": peak, "targets": checks}
+    return {"rows": rows, "peak": peak, "peaks": {p["peak_dtype"]: p for p in peaks.values()}, "targets": checks}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peak-seconds", type=float, default=2.0,
                    help="seconds spent measuring the matmul and convolution peak (each, twice)")
+    p.add_argument("--project-set", action="append", default=[], type=key_value, metavar="KEY=VALUE",
+                   help="a train setting of the project path alone, e.g. compile=false, bf16=false, "
+                        "channels_last=false, cuda_graphs=false (repeatable; any TrainConfig field)")
     device_argument(p)
     return p
 

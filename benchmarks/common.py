@@ -62,6 +62,12 @@ def best(values: Sequence[float]) -> float:
     return min(values)
 
 
+def fastest(fn: Callable[[], Any], repeat: int = 3, device: torch.device | str | None = None) -> float:
+    """Seconds of the fastest of ``repeat`` calls of ``fn`` after one untimed call, each call
+    bracketed by device synchronisation (:func:`side_by_side` with one case)."""
+    return best(side_by_side([Case("fn", fn, warmup=fn)], repeat, device)["fn"])
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
@@ -91,6 +97,15 @@ def print_table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None
 def csv_list(kind: Callable[[str], Any] = str) -> Callable[[str], list[Any]]:
     """An argparse type for comma-separated lists: ``--models resnet18,vgg16_bn``."""
     return lambda text: [kind(x) for x in text.split(",") if x.strip()]
+
+
+def key_value(text: str) -> str:
+    """An argparse type for ``KEY=VALUE`` config overrides (``--set train.compile=false``): the
+    text as given, refused without a key and an ``=``."""
+    key, sep, _ = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. compile=false), not {text!r}")
+    return text
 
 
 def step_timing_arguments(parser: argparse.ArgumentParser, repeat: int) -> None:

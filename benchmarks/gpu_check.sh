@@ -1,7 +1,8 @@
 #!/bin/sh
 # The GPU machine's side of `make gpu-check` (it needs no make and no virtualenv): install the
 # wheels carried in .whl/ (`make gpu-wheels` here) into /tmp/site, then run the check with the
-# repository root and /tmp/site on PYTHONPATH. Arguments go to benchmarks/gpu_check.py.
+# repository root and /tmp/site on PYTHONPATH. Arguments go to `python3 -m benchmarks.gpu_check`
+# (benchmarks/gpu_check/; `--help` lists them).
 cd "$(dirname "$0")/.." || exit 1
 PY=${GPU_PYTHON:-python3}
 SITE=${GPU_SITE:-/tmp/site}

@@ -5,11 +5,12 @@ import math
 import pytest
 import torch
 
-from benchmarks import bench_masks, bench_pruning_cost, bench_results_loading, bench_throughput
-from benchmarks.common import Case, side_by_side
+from benchmarks import bench_masks, bench_pruning_cost, bench_results_loading, bench_throughput, peak
+from benchmarks.common import Case, fastest, side_by_side
 from benchmarks.machine import describe, machine_info
 from drive.config import DataConfig
 from drive.data import load_dataset
+from drive.errors import ConfigError
 
 
 def test_machine_info_names_the_cpu_torch_and_date():
@@ -24,6 +25,11 @@ def test_side_by_side_times_every_case_every_round_after_its_warmup():
                           Case("b", lambda: calls.append("b"))], repeat=2)
     assert calls == ["wa", "a", "b", "b", "a"]  # warm-ups first, then the order alternates
     assert {k: len(v) for k, v in times.items()} == {"a": 2, "b": 2}
+
+
+def test_fastest_is_the_best_of_the_timed_calls_after_an_untimed_one():
+    calls = []
+    assert fastest(lambda: calls.append(1), repeat=3) >= 0 and len(calls) == 4
 
 
 def test_both_throughput_paths_read_the_same_generated_cifar_files(tmp_path):
@@ -52,6 +58,39 @@ def test_throughput_measures_both_paths():
     assert 0 < row["project_share_of_peak"] < 1.5
 
 
+def test_project_set_changes_the_project_path_alone_and_is_checked_before_any_work():
+    parse = bench_throughput.build_parser().parse_args
+    default = bench_throughput.project_train_config(parse([]))
+    assert default.compile == "auto" and default.bf16 and default.batch_size == 128 and default.lr == 0.05
+    cfg = bench_throughput.project_train_config(parse(["--project-set", "compile=false",
+                                                       "--project-set", "channels_last=false"]))
+    assert cfg.compile is False and not cfg.channels_last and cfg.bf16 and cfg.batch_size == 128
+    assert bench_throughput.project_settings(cfg, torch.device("cpu")) == {
+        "bf16": False, "channels_last": False, "compile": False, "cuda_graphs": False}
+    with pytest.raises(ConfigError, match="train.no_such_field"):
+        bench_throughput.run(parse(["--project-set", "no_such_field=1", "--device", "cpu"]))
+    with pytest.raises(SystemExit):  # argparse: not KEY=VALUE
+        parse(["--project-set", "compile"])
+
+
+def test_the_epoch_target_is_judged_on_an_h100_and_an_h200_alike():
+    row = {"model": "resnet18", "device": "cuda", "ratio": 3.5, "ratio_best": 1.2,
+           "project_epoch_50k_s": 2.5, "epoch_50k": "measured"}
+    for gpu in ("NVIDIA H100 80GB HBM3", "NVIDIA H200"):
+        (epoch,) = [t for t in bench_throughput.targets([row], gpu) if "epoch" in t["target"]]
+        assert epoch["status"] == "met" and gpu.split()[1] in epoch["target"]
+    assert not [t for t in bench_throughput.targets([row], "NVIDIA A100-SXM4-40GB") if "epoch" in t["target"]]
+
+
+def test_the_peak_is_measured_in_the_dtype_asked_for():
+    fp32 = peak.measured_peak(torch.device("cpu"), 0.0, size=64)
+    assert fp32["peak_dtype"] == "float32" and fp32["peak_gflops"] == max(fp32["matmul_gflops"], fp32["conv_gflops"])
+    bf16 = peak.measured_peak(torch.device("cpu"), 0.0, size=64, dtype=torch.bfloat16)
+    assert bf16["peak_dtype"] == "bfloat16" and bf16["peak_gflops"] > 0
+    both = peak.higher_peak(fp32, {**fp32, "matmul_gflops": fp32["matmul_gflops"] * 2})
+    assert both["matmul_gflops"] == 2 * fp32["matmul_gflops"] and both["peak_dtype"] == "float32"
+
+
 def test_mask_overhead_compares_a_90_percent_sparse_step_with_a_dense_one():
     opts = bench_masks.build_parser().parse_args(
         ["--models", "digits_cnn", "--repeat", "1", "--round-seconds", "0.02", "--device", "cpu"])
@@ -77,6 +116,17 @@ def test_pruning_cost_orders_the_methods_by_samples_and_compares_with_imp():
     assert at[("imp", 0.5)]["rounds"] < at[("imp", 0.8)]["rounds"]  # one IMP run passed both levels
     drive = at[("drive", 0.8)]
     assert drive["scoring_samples"] == 10 * 64 and drive["epoch_samples"] == 1437  # T x batch, N
+
+
+def test_pruning_cost_set_changes_every_experiment_and_is_checked_before_any_work():
+    parse = bench_pruning_cost.build_parser().parse_args
+    opts = parse(["--set", "train.compile=false", "--set", "train.lr=0.2", "--device", "cpu"])
+    for dataset in ("digits", "cifar"):
+        tree = bench_pruning_cost.base_experiment(dataset, opts)
+        assert tree["train"]["compile"] is False and tree["train"]["lr"] == 0.2
+    assert "compile" not in bench_pruning_cost.base_experiment("cifar", parse([]))["train"]  # as before
+    with pytest.raises(ConfigError, match="train.no_such_field"):
+        bench_pruning_cost.run(parse(["--datasets", "digits", "--set", "train.no_such_field=1"]))
 
 
 def test_the_paper_projection_grows_with_sparsity_and_shrinks_with_warmup():

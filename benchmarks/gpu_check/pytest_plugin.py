@@ -1,4 +1,4 @@
-"""A pytest plugin for ``benchmarks.gpu_check`` (``-p benchmarks.gpu_check_pytest``).
+"""A pytest plugin for the GPU check's pytest steps (``-p benchmarks.gpu_check.pytest_plugin``).
 
 * ``GPU_CHECK_REPORT=FILE``: every test's outcome is appended to FILE as one JSON line when it
   ends (``nodeid``, ``when``, ``outcome``, ``duration``, ``message``), so a pytest run that is
