@@ -21,6 +21,24 @@ def test_every_distinct_problem_once_however_many_trials_share_it():
         "model_args: unknown argument(s) depth for model 'digits_cnn'; allowed: width"]
 
 
+@pytest.mark.parametrize("axes,line", [
+    ({"train.batch_size": [64, 2000]}, "train.batch_size: 2000 is more than the 1437 training "
+     "samples of digits: an epoch would be a single step on all 1437 instead of batches of 2000; "
+     "use train.batch_size <= 1437"),
+    ({"data.val_fraction": [0.1, 0.97]}, "train.batch_size: 64 is more than the 40 training samples "
+     "of digits left after data.val_fraction 0.97 holds out 1397: an epoch would be a single step "
+     "on all 40 instead of batches of 64; use train.batch_size <= 40 or a smaller data.val_fraction"),
+    ({"train.drop_last": [True], "train.batch_size": [1437, 1438]}, "train.batch_size: 1438 is more "
+     "than the 1437 training samples of digits: with train.drop_last every epoch would be empty "
+     "(0 steps); use train.batch_size <= 1437"),
+])
+def test_a_training_set_smaller_than_a_batch_is_refused_for_the_trials_that_have_it(axes, line):
+    sweep = load_sweep(tree={"experiment": {"method": "snip"}, "sweep": axes})
+    with pytest.raises(SweepError) as info:
+        check_trials(sweep)
+    assert info.value.problems == [line]
+
+
 def test_good_trials_pass_and_name_their_data_sets():
     sweep = load_sweep(tree={"experiment": {"method": "snip"}, "sweep": {"data.val_fraction": [0.0, 0.1]}})
     datasets = check_trials(sweep)
