@@ -10,6 +10,7 @@ the cluster address) are in :mod:`sweeps.runtime`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,20 @@ def load_sweep(path: str | Path | None = None, overrides: list[str] | None = Non
     sweep = resolve(load_spec(path, overrides, tree=tree, fields=fields))
     check_search(sweep)
     return sweep
+
+
+def warn_without_axes(sweep: Sweep) -> None:
+    """One ``drive-sweep: warning:`` line when ``sweep:`` gives no axis: the sweep is then one
+    trial of its base experiment (of the built-in default one, DRIVE on digits, when the file
+    has no ``experiment:`` either), which is rarely what a sweep file means. Printed once every
+    check passed, just before the sweep starts (bad input stays one line)."""
+    if sweep.spec.sweep:
+        return
+    cfg = sweep.trials[0].config
+    what = "the experiment config as it is" if sweep.spec.experiment else "the default experiment"
+    print(f"drive-sweep: warning: sweep: no axis given, so it runs one trial, {what} "
+          f"({cfg.method} at sparsity {cfg.sparsity:g}, {cfg.model} on {cfg.dataset}); add axes "
+          "under sweep:, e.g. sparsity: [0.8, 0.9]", file=sys.stderr)
 
 
 def check_search(sweep: Sweep) -> None:

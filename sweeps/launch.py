@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from sweeps.checks import check_search, check_trials
+from sweeps.checks import check_search, check_trials, warn_without_axes
 from sweeps.loggers import make_callbacks
 from sweeps.runtime import (
     TABLE_AXES,
@@ -191,6 +191,7 @@ def run_sweep(sweep: Sweep | SweepSpec, address: str | None = None, verbose: int
                           f"`drive-sweep resume {path}` or choose another --name"])
     ensure_writable(_storage_root(spec))
     _prepare(sweep, address)
+    warn_without_axes(sweep)
     meta = provenance()
     saved = yaml.safe_dump({"spec": spec.model_dump(mode="json"), "base": sweep.base, "provenance": meta},
                            sort_keys=False)

@@ -57,3 +57,17 @@ def test_sweep_and_usage_errors_survive_pickling():
     for error in (SweepError(["sweep: a", "name: b"]), UsageError(["--out: c"])):
         back = pickle.loads(pickle.dumps(error))
         assert type(back) is type(error) and str(back) == str(error)
+
+
+def test_a_sweep_without_axes_warns_that_it_is_one_trial(capsys):
+    from sweeps.checks import warn_without_axes
+
+    warn_without_axes(load_sweep(tree={"name": "only"}))
+    warn_without_axes(load_sweep(tree={"name": "only", "experiment": {"method": "snip"}}))
+    warn_without_axes(load_sweep(tree={"name": "only", "sweep": {"seed": [0]}}))  # an axis: quiet
+    assert capsys.readouterr().err.splitlines() == [
+        "drive-sweep: warning: sweep: no axis given, so it runs one trial, the default experiment "
+        "(drive at sparsity 0.9, digits_cnn on digits); add axes under sweep:, e.g. sparsity: [0.8, 0.9]",
+        "drive-sweep: warning: sweep: no axis given, so it runs one trial, the experiment config as "
+        "it is (snip at sparsity 0.9, digits_cnn on digits); add axes under sweep:, e.g. sparsity: "
+        "[0.8, 0.9]"]
