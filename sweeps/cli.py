@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 USAGE_ERROR = 2
+#: What the line of a command stopped before its work started adds.
+BEFORE_WORK = {"run": " before the sweep started; nothing ran", "demo": " before the sweep started; nothing ran",
+               "resume": " before the sweep continued; nothing ran"}
 
 #: ``drive-sweep prune`` flags that set a config field: flag dest -> dotted field.
 PRUNE_FLAGS = {
@@ -188,15 +191,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def finish_sweep(path: str) -> int:
-    """Shut Ray down, write the results files and print the summary; exit 1 when a trial
-    errored, was interrupted or never started (finished, diverged and ASHA-stopped trials are
-    the plan). A sweep a signal stopped prints one line instead and exits 128 + the signal."""
+    """Write the results files and print the summary; exit 1 when a trial errored, was
+    interrupted or never started (finished, diverged and ASHA-stopped trials are the plan). A
+    sweep a signal stopped prints one line instead and exits 128 + the signal. (Ray shuts down
+    as the process exits; its shutdown resets SIGTERM's handler, so it is not done here.)"""
     from sweeps import signals
     from sweeps.launch import expected_trials
     from sweeps.results import exit_code, summarize, trial_counts, write_results
-    from sweeps.runtime import shutdown_ray
 
-    shutdown_ray()
     frame = write_results(path)
     expected = expected_trials(path)
     signum = signals.received()
@@ -359,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"drive-sweep: error: {line}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt as e:  # before any work started (a sweep's checks, Ray starting)
-        return _interrupted(e, "")
+        return _interrupted(e, BEFORE_WORK.get(args.command, ""))
 
 
 def _interrupted(error: KeyboardInterrupt, then: str) -> int:

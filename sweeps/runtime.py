@@ -46,11 +46,14 @@ TUNE_ENVIRONMENT = {
 
 
 def shutdown_ray() -> None:
-    """Shut Ray down (embedded: its processes end; attached: the driver detaches)."""
+    """Shut Ray down (embedded: its processes end; attached: the driver detaches). Its shutdown
+    resets SIGTERM's handler behind Python's back: the guard's comes back after it (a SIGTERM
+    that a thread other than the main one takes meanwhile still ends the process)."""
     import ray
 
     if ray.is_initialized():
-        ray.shutdown()
+        with signals.held():
+            ray.shutdown()
 
 
 def configure_tune() -> None:
@@ -108,11 +111,10 @@ def connect(address: str | None) -> None:
     if address:
         check_address(address)
     try:
-        init_ray(address)
+        with signals.held():  # ray.init installs SIGTERM handlers of its own: ours come back after
+            init_ray(address)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise SweepError([f"--address: cannot connect to Ray at {address or 'local'} ({one_line(e)})"]) from None
-    finally:
-        signals.rearm()  # ray.init installs its own SIGTERM handlers (a C++ dump, then abort)
 
 
 def check_resources(spec: SweepSpec, local: bool) -> None:

@@ -1,9 +1,10 @@
 """What the commands do on SIGINT (Ctrl-C) and SIGTERM (``ray job stop``, Kubernetes, Slurm,
 ``kill``): stop, say so in one line, exit 128 + the signal's number (130, 143).
 
-A :class:`SignalGuard` handles both signals for the whole command; the CLI installs it, and
-:func:`rearm` installs it again once Ray has started (whose own SIGTERM handler would print a
-C++ signal dump and abort the driver):
+A :class:`SignalGuard` handles both signals for the whole command; the CLI installs it. Ray's
+start installs SIGTERM handlers of its own (``sys.exit(15)`` while it starts, then a C++ signal
+dump and abort) and its shutdown resets SIGTERM's, so both run inside :func:`held`: the signals
+wait until Ray is up (or down), and the guard, installed again, gets them.
 
 - while nothing runs yet (checks, Ray starting, the experiment folder being claimed), and in
   ``drive-sweep prune``, a signal raises :class:`drive.errors.Interrupted`, a KeyboardInterrupt:
@@ -117,10 +118,22 @@ def current() -> SignalGuard | None:
     return _current
 
 
-def rearm() -> None:
-    """Install the current guard's handlers again (after Ray started); no guard: nothing."""
-    if _current is not None:
+@contextmanager
+def held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back inside (Ray starting or stopping), then install the guard's
+    handlers again and let them come (a signal that arrived meanwhile is handled then). Threads
+    started inside keep them blocked, so the main thread's handler is the one that gets them.
+    Without a guard, or off the main thread, nothing is held."""
+    if _current is None or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+    try:
+        yield
+    finally:
         _current.rearm()
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def received() -> int | None:
@@ -183,5 +196,5 @@ def stopped_line(signum: int, counts: dict[str, int], path: str) -> str:
             f"ended; continue with `drive-sweep resume {path}`")
 
 
-__all__ = ["HANDLED", "SignalGuard", "current", "quiet_tune", "rearm", "received",
+__all__ = ["HANDLED", "SignalGuard", "current", "held", "quiet_tune", "received",
            "stopped_line", "tune_running"]

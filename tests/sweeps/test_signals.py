@@ -15,8 +15,11 @@ Ray's processes are found by the driver's session (:func:`session_processes`).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +29,7 @@ import yaml
 from drive.record import last_status
 from tests.sweeps.drills import finish, gone, start, twins, wait_for
 
+REPO = Path(__file__).resolve().parents[2]
 SWEEP = {"name": "drill", "max_concurrent": 2, "checkpoint_every": 1, "loggers": ["json"],
          "experiment": {"dataset": "digits", "model": "digits_cnn", "model_args": {"width": 0.5},
                         "device": "cpu", "method": "magnitude", "sparsity": 0.8,
@@ -138,3 +142,130 @@ def test_kill_9_of_the_driver_leaves_no_ray_process_and_resume_warns_of_nothing(
     assert sorted(after) == [PAUSED, LONG] and all(r.status == "finished" for r in after.values())
     assert finished and all(after[e].text == text for e, text in finished.items())  # not re-run
     ends_as_twins(after, twin)
+
+
+# ---- the parts, without a sweep -------------------------------------------------------------
+
+
+def test_the_guard_raises_before_tune_stops_tune_while_it_runs_and_notes_after():
+    from drive.errors import Interrupted
+    from sweeps import signals
+
+    stops = []
+    with signals.SignalGuard() as guard:
+        with pytest.raises(Interrupted) as info:  # nothing runs yet: the command stops at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        assert (str(info.value), info.value.exit_code, guard.exit_code) == ("stopped by SIGTERM", 143, 143)
+        guard.received = None
+        with signals.tune_running():
+            signal.signal(signal.SIGUSR1, lambda *_: stops.append("tune"))  # as Tune's, once it runs
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            assert stops == ["tune"] and guard.received == signal.SIGINT
+            with pytest.raises(Interrupted):  # a second signal does not wait for Tune
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)  # after Tune: only noted
+        time.sleep(0.2)
+        assert guard.received == signal.SIGINT and guard.exit_code == 130
+    assert signal.getsignal(signal.SIGTERM) is not guard._handle  # the previous handlers are back
+    assert signals.stopped_line(signal.SIGINT, {"not started": 1, "interrupted": 2, "finished": 3},
+                                "/r/s") == ("drive-sweep: Ctrl-C stopped the sweep (3 finished, 2 "
+                                            "interrupted, 1 not started); every record is ended; "
+                                            "continue with `drive-sweep resume /r/s`")
+
+
+def test_the_watcher_stops_the_ray_processes_of_a_driver_killed_with_kill_9(tmp_path):
+    """A stand-in driver starts a watcher, a marked process (as ray.init's) and one that only
+    holds a file in the session folder it names (as an agent, which overwrites its environment),
+    both in sessions of their own; then it is killed -9. Both go; a bystander stays."""
+    session = tmp_path / "session_1"
+    (session / "logs").mkdir(parents=True)
+    hold = f"import time; f = open({str(session / 'logs' / 'agent.log')!r}, 'w'); time.sleep(300)"
+    driver = f"""
+import os, signal, subprocess, sys, time
+from sweeps import reaper
+token = reaper.watch()
+with reaper.marked(token):
+    marked = subprocess.Popen(["sleep", "300"], start_new_session=True)
+agent = subprocess.Popen([sys.executable, "-c", {hold!r}], start_new_session=True)
+time.sleep(0.5)
+reaper.add_session({str(session)!r})
+print(marked.pid, agent.pid, flush=True)
+time.sleep(300)
+"""
+    bystander = subprocess.Popen(["sleep", "300"])
+    proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in pids) and alive(bystander.pid)
+    bystander.kill()
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not reaped by its parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_restored_trial_whose_checkpoint_is_gone_continues_from_the_newest_there(tmp_path):
+    import pyarrow.fs as pafs
+    from ray import tune
+
+    from sweeps.trainable import STATE_FILE, StopAndRestore
+
+    for name, state in (("checkpoint_000003", True), ("checkpoint_000004", True), ("checkpoint_000005", False)):
+        (tmp_path / name).mkdir()
+        if state:  # 5: a copy that never got its state
+            (tmp_path / name / STATE_FILE).write_bytes(b"state")
+
+    class Trainable:
+        def restore(self, result):
+            self.restored = result.checkpoint.path
+
+    class Restoring(StopAndRestore, Trainable):
+        pass
+
+    class Result:  # what Tune hands restore(): the checkpoint its saved state names
+        def __init__(self, path):
+            self.checkpoint = tune.Checkpoint(str(path), filesystem=pafs.LocalFileSystem())
+
+    trial = Restoring()
+    trial.restore(Result(tmp_path / "checkpoint_000003"))  # still there: itself
+    assert trial.restored == str(tmp_path / "checkpoint_000003")
+    trial.restore(Result(tmp_path / "checkpoint_000002"))  # deleted since: the newest with a state
+    assert trial.restored == str(tmp_path / "checkpoint_000004")
+    empty = tmp_path / "other"
+    empty.mkdir()
+    fresh = Restoring()
+    fresh.restore(Result(empty / "checkpoint_000001"))  # none left: no restore, a fresh start
+    assert not hasattr(fresh, "restored")
+
+
+def test_asha_never_stops_a_trial_at_its_last_step():
+    from ray.tune.schedulers import TrialScheduler
+
+    from sweeps.records import EpochASHA
+    from sweeps.trainable import FINAL_STEP
+
+    class Trial:
+        def __init__(self, trial_id):
+            self.trial_id = trial_id
+
+    asha = EpochASHA(metric="val_acc", mode="max", max_t=8, grace_period=1, reduction_factor=2)
+    trials = [Trial(str(i)) for i in range(3)]
+    for t in trials:
+        asha.on_trial_add(None, t)
+    good, low = {"epochs_done": 1, "val_acc": 0.9}, {"epochs_done": 1, "val_acc": 0.1}
+    assert asha.on_trial_result(None, trials[0], good) == TrialScheduler.CONTINUE
+    assert asha.on_trial_result(None, trials[1], low) == TrialScheduler.STOP  # below the rung's cutoff
+    assert asha.on_trial_result(None, trials[2], {**low, FINAL_STEP: True}) == TrialScheduler.CONTINUE
+    assert set(asha.stops) == {"1"}  # only the stopped one gets an ASHA reason
