@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 USAGE_ERROR = 2
-#: What the line of a command stopped before its work started adds.
-BEFORE_WORK = {"run": " before the sweep started; nothing ran", "demo": " before the sweep started; nothing ran",
+#: What the line of a command that a signal stopped before its work started adds.
+BEFORE_WORK = {"run": " before the sweep started; nothing ran",
+               "demo": " before the sweep started; nothing ran",
                "resume": " before the sweep continued; nothing ran"}
 
 #: ``drive-sweep prune`` flags that set a config field: flag dest -> dotted field.
