@@ -81,7 +81,10 @@ class TrainConfig(_Section):
     """SGD training schedule shared by every phase that trains."""
 
     epochs: int = Field(12, ge=1, le=10_000)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="training samples per step; at most the training "
+                            "set's size (after data.val_fraction), so that an epoch has a full batch")
+    drop_last: bool = Field(False, description="drop each epoch's last incomplete batch, so that "
+                            "every step sees batch_size samples")
     eval_batch_size: int = Field(512, ge=1)
     lr: float = Field(0.05, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)

@@ -6,10 +6,14 @@ those lines and exits 2 before anything is written. The others end a run for a r
 states (:class:`ScoreError`, :class:`Diverged`). Every error pickles with its message intact,
 since errors cross process boundaries (Ray trials).
 
+An :class:`Interrupted` is Ctrl-C or a signal that asked a run to stop.
+
 This module imports nothing of the project and no third-party package.
 """
 
 from __future__ import annotations
+
+import signal
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:
@@ -77,6 +81,29 @@ class ScoreError(ValueError):
         return (type(self), (str(self),))
 
 
+def signal_name(signum: int) -> str:
+    """How a stop signal is named to a user: ``Ctrl-C`` for SIGINT, else ``SIGTERM`` etc."""
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or a signal (``signum``) stopped a run. A KeyboardInterrupt, so that whatever lets
+    Ctrl-C through lets it through too; ``str()`` (``stopped by SIGTERM``) is the reason the
+    record gives, and a command exits with :attr:`exit_code`."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        self.signum = int(signum)
+        super().__init__(f"stopped by {signal_name(self.signum)}")
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as shells report a process the signal ended (130, 143)."""
+        return 128 + self.signum
+
+    def __reduce__(self):
+        return (type(self), (self.signum,))
+
+
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite. Ends the run as ``diverged``."""
 
@@ -84,5 +111,5 @@ class Diverged(RuntimeError):
         return (type(self), (str(self),))
 
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "Diverged", "InputError", "ModelError",
-           "RegistryError", "ScoreError", "StorageError", "one_line"]
+__all__ = ["CheckpointError", "ConfigError", "DataError", "Diverged", "InputError", "Interrupted",
+           "ModelError", "RegistryError", "ScoreError", "StorageError", "one_line", "signal_name"]

@@ -49,13 +49,15 @@ class Progress:
 
     ``boundary`` marks the end of a phase (warm-up, pruning, an IMP round): a good moment to
     checkpoint. ``level`` holds an IMP level's finished metrics. ``state()`` builds the
-    resumable state on demand.
+    resumable state on demand. ``done``: this was the plan's last step; nothing is left to run,
+    and the experiment returns its final metrics next.
     """
 
     metrics: dict[str, Any]
     boundary: bool
     state: Callable[[], dict[str, Any]]
     level: dict[str, Any] | None = None
+    done: bool = False
 
 
 Callback = Callable[[Progress], None]
@@ -212,7 +214,8 @@ class Experiment:
                                epochs_done=self.epochs_done)
                 self.history.append(metrics)
                 if callback is not None:
-                    callback(Progress(metrics, boundary=stage_done, state=self.state_dict, level=level))
+                    callback(Progress(metrics, boundary=stage_done, state=self.state_dict, level=level,
+                                      done=self.stage_index >= len(self.plan)))
         except Diverged as e:
             status, reason = "diverged", str(e)
         timers["wall"] = wall_before + time.perf_counter() - wall_start

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from drive.config import ExperimentConfig
-from drive.data import load_dataset, make_loaders, make_val_loader
+from drive.data import check_epoch_batches, load_dataset, make_loaders, make_val_loader
 from drive.data.augment import derive_seed
 from drive.data.balanced import class_balanced_batches
 from drive.errors import ConfigError
@@ -55,6 +55,7 @@ class Parts:
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(cfg.seed)
         data = load_dataset(cfg.dataset, cfg.data)
+        check_epoch_batches(data, cfg.dataset, cfg.data, cfg.train)
         model = build_model(cfg.model, data.num_classes, data.in_channels, data.image_size,
                             sample_shape=data.sample_shape, **cfg.model_args).to(device)
         channels_last = cfg.train.channels_last
@@ -66,7 +67,7 @@ class Parts:
         dtype = input_dtype(cfg.train, device)
         train_batches, test_batches = make_loaders(
             data, cfg.data, cfg.train.batch_size, cfg.train.eval_batch_size, device, cfg.seed,
-            channels_last=channels_last, dtype=dtype)
+            channels_last=channels_last, dtype=dtype, drop_last=cfg.train.drop_last)
         val_batches = make_val_loader(data, cfg.data, cfg.train.eval_batch_size, device, cfg.seed,
                                       channels_last=channels_last, dtype=dtype)
         return cls(device, data, model, masks, train_model, train_batches, test_batches, val_batches)

@@ -13,8 +13,8 @@ and its checkpoints, with one set of resume rules:
   in the record when the record is written from the first second (``record_early``, a sweep
   trial) or already holds this experiment; otherwise (``drive-sweep prune``: bad input) nothing
   is written. An exception while it runs ends the record ``errored`` with its one-line reason,
-  Ctrl-C ends it ``interrupted``; other stops (a scheduler's) leave the ending to whoever
-  stopped it.
+  Ctrl-C or a signal (:class:`drive.errors.Interrupted`) ends it ``interrupted``; other stops
+  (a scheduler's, a sweep's) leave the ending to whoever stopped it.
 
 Checkpoints are taken every ``checkpoint_every`` epochs and at the end of warm-up, of pruning
 and of each IMP round (:func:`wants_checkpoint`).
@@ -83,8 +83,9 @@ def record_experiment(experiment: Any, recorder: Recorder,
         metrics = experiment.run(on_progress)
     except StorageError:
         raise
-    except KeyboardInterrupt:
-        recorder.end_status("interrupted", "stopped by Ctrl-C")
+    except KeyboardInterrupt as e:  # Ctrl-C, or an Interrupted naming its signal
+        recorder.end_status("interrupted", str(e) or "stopped by Ctrl-C",
+                            epochs_done=getattr(experiment, "epochs_done", None))
         raise
     except Exception as e:
         recorder.end_status("errored", one_line(e))

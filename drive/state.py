@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -172,14 +173,26 @@ def load_state(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint: file not found: {path}") from None
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line error
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint: cannot read {path} ({reason[:200]})") from None
+        raise CheckpointError(f"checkpoint: cannot read {path}: {why_unreadable(e)}") from None
     if not isinstance(state, dict) or "stage" not in state:
         raise CheckpointError(f"checkpoint: {path} is not an experiment state")
     try:
         return unpack_zeros(state)
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"checkpoint: {path} holds a damaged packed tensor ({e})") from None
+
+
+def why_unreadable(error: Exception) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in a few plain words: torch's own
+    text is a paragraph of advice on loading untrusted files without ``weights_only``."""
+    text = str(error)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"it holds a {found[1]} object, which no experiment state holds (it is loaded "
+                "with weights_only=True, tensors and plain values only)")
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    plain = "weights_only" not in text and len(first) <= 100
+    return "not a PyTorch checkpoint, or a damaged one" + (f" ({first})" if plain else "")
 
 
 def check_same_experiment(saved: dict[str, Any], config: ExperimentConfig) -> None:

@@ -10,6 +10,7 @@ the cluster address) are in :mod:`sweeps.runtime`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,20 @@ def load_sweep(path: str | Path | None = None, overrides: list[str] | None = Non
     sweep = resolve(load_spec(path, overrides, tree=tree, fields=fields))
     check_search(sweep)
     return sweep
+
+
+def warn_without_axes(sweep: Sweep) -> None:
+    """One ``drive-sweep: warning:`` line when ``sweep:`` gives no axis: the sweep is then one
+    trial of its base experiment (of the built-in default one, DRIVE on digits, when the file
+    has no ``experiment:`` either), which is rarely what a sweep file means. Printed once every
+    check passed, just before the sweep starts (bad input stays one line)."""
+    if sweep.spec.sweep:
+        return
+    cfg = sweep.trials[0].config
+    what = "the experiment config as it is" if sweep.spec.experiment else "the default experiment"
+    print(f"drive-sweep: warning: sweep: no axis given, so it runs one trial, {what} "
+          f"({cfg.method} at sparsity {cfg.sparsity:g}, {cfg.model} on {cfg.dataset}); add axes "
+          "under sweep:, e.g. sparsity: [0.8, 0.9]", file=sys.stderr)
 
 
 def check_search(sweep: Sweep) -> None:
@@ -63,12 +78,13 @@ def check_search(sweep: Sweep) -> None:
 
 def check_trials(sweep: Sweep) -> list[tuple[str, dict]]:
     """Prepare every data set the trials use and build every model once; return the data sets
-    (name, data config) for the other nodes of a cluster.
+    (name, data config) for the other nodes of a cluster. Each trial's training set must hold a
+    batch (:func:`drive.data.check_epoch_batches`).
 
     Raises:
         SweepError: one line per distinct problem.
     """
-    from drive.data import load_dataset, prepare_dataset
+    from drive.data import check_epoch_batches, load_dataset, prepare_dataset
     from drive.masks import check_keeps_a_weight, prunable_layers
     from drive.models import build_model
 
@@ -80,17 +96,25 @@ def check_trials(sweep: Sweep) -> list[tuple[str, dict]]:
                      "GPUs from trials that reserve none); use auto or cpu"] = None
     datasets: dict[str, tuple[str, dict]] = {}
     shapes: dict[str, Any] = {}
+    by_data: dict[str, list[Any]] = {}
     for trial in sweep.trials:
-        cfg = trial.config
-        key = _data_key(cfg.dataset, cfg.data)
-        if key in datasets:
-            continue
+        by_data.setdefault(_data_key(trial.config.dataset, trial.config.data), []).append(trial)
+    for key, trials in by_data.items():
+        cfg = trials[0].config
         datasets[key] = (cfg.dataset, cfg.data.model_dump(mode="json"))
         try:
             prepare_dataset(cfg.dataset, cfg.data)
-            shapes[key] = _shape(load_dataset(cfg.dataset, cfg.data))
+            data = load_dataset(cfg.dataset, cfg.data)
         except DataError as e:
             problems[str(e)] = None
+            continue
+        shapes[key] = _shape(data)
+        for trial in trials:
+            try:
+                check_epoch_batches(data, trial.config.dataset, trial.config.data, trial.config.train)
+            except DataError as e:
+                problems[str(e)] = None
+        del data
     built: dict[str, Any] = {}
     for trial in sweep.trials:
         cfg = trial.config

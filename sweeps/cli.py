@@ -1,7 +1,9 @@
 """``drive-sweep``: run one experiment, run or resume a sweep, write reports.
 
 Bad input (config fields, files, paths) ends with one ``drive-sweep: error: field: ...`` line
-per problem on stderr and exit code 2, before anything is written.
+per problem on stderr and exit code 2, before anything is written. Ctrl-C (SIGINT) and SIGTERM
+end every command with one line and exit code 130 or 143 (:mod:`sweeps.signals`): a sweep stops
+gracefully, ends every record and says how to resume it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 USAGE_ERROR = 2
-#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
-INTERRUPTED = 130
+#: What the line of a command that a signal stopped before its work started adds.
+BEFORE_WORK = {"run": " before the sweep started; nothing ran",
+               "demo": " before the sweep started; nothing ran",
+               "resume": " before the sweep continued; nothing ran"}
 
 #: ``drive-sweep prune`` flags that set a config field: flag dest -> dotted field.
 PRUNE_FLAGS = {
@@ -117,11 +121,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         outcome = run(cfg, sink=local_sink(args.out) if args.out else None,
                       checkpoints=FileCheckpoints(args.checkpoint) if args.checkpoint else None,
                       on_progress=on_progress)
-    except KeyboardInterrupt:  # the record says so; a traceback would add nothing
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the record says so; no traceback
         _close(bars)
         again = "; run the same command again to continue from --checkpoint" if args.checkpoint else ""
-        print(f"drive-sweep: interrupted by Ctrl-C{again}", file=sys.stderr)
-        return INTERRUPTED
+        return _interrupted(e, again)
     except ScoreError as e:  # a known end of a method (NaN scores): one line, the record says errored
         _close(bars)
         print(f"drive-sweep: error: {e}", file=sys.stderr)
@@ -190,12 +193,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def finish_sweep(path: str) -> int:
     """Write the results files and print the summary; exit 1 when a trial errored, was
-    interrupted or never started (finished, diverged and ASHA-stopped trials are the plan)."""
+    interrupted or never started (finished, diverged and ASHA-stopped trials are the plan). A
+    sweep a signal stopped prints one line instead and exits 128 + the signal. (Ray shuts down
+    as the process exits; its shutdown resets SIGTERM's handler, so it is not done here.)"""
+    from sweeps import signals
     from sweeps.launch import expected_trials
     from sweeps.results import exit_code, summarize, trial_counts, write_results
 
     frame = write_results(path)
     expected = expected_trials(path)
+    signum = signals.received()
+    if signum is not None:
+        print(signals.stopped_line(signum, trial_counts(frame, expected), path), file=sys.stderr)
+        return 128 + signum
     print(summarize(frame, expected))
     print(f"results: {path}/results.csv and results.parquet")
     return exit_code(trial_counts(frame, expected))
@@ -248,6 +258,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         check_writable(Path(args.out), "--out", folder=True)
     path = run_sweep(sweep)
     status = finish_sweep(path)
+    if status > 128:  # stopped by a signal: the report waits for the resumed sweep
+        return status
     out = Path(args.out or f"{path}/report")
     print(f"report written to {write_report([path], out)}")
     return status
@@ -380,12 +392,26 @@ def main(argv: list[str] | None = None) -> int:
     # PYTHONPATH starts with the launch folder) and under `python -m`
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    from sweeps.signals import SignalGuard
+
     try:
-        return handler(args)
+        with SignalGuard():
+            return handler(args)
     except _input_errors() as e:
         for line in str(e).splitlines() or [type(e).__name__]:
             print(f"drive-sweep: error: {line}", file=sys.stderr)
         return USAGE_ERROR
+    except KeyboardInterrupt as e:  # before any work started (a sweep's checks, Ray starting)
+        return _interrupted(e, BEFORE_WORK.get(args.command, ""))
+
+
+def _interrupted(error: KeyboardInterrupt, then: str) -> int:
+    """The one line of a command that Ctrl-C or a signal stopped; its exit code (130, 143)."""
+    from drive.errors import Interrupted, signal_name
+
+    stop = error if isinstance(error, Interrupted) else Interrupted()
+    print(f"drive-sweep: interrupted by {signal_name(stop.signum)}{then}", file=sys.stderr)
+    return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ search, retries from checkpoints via FailureConfig, storage on a local folder, N
 Nothing is written before the checks pass, and a launch that fails before Tune starts removes
 its claim. ``resume_sweep(path)`` continues a stopped sweep with ``Tuner.restore``: finished
 trials are never run again, unfinished and errored ones continue from their last checkpoint.
+
+Under the CLI's :class:`~sweeps.signals.SignalGuard`, SIGINT and SIGTERM stop Tune gracefully
+and every record is ended before the call returns (:func:`_fit`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from sweeps.checks import check_search, check_trials
+from sweeps import signals
+from sweeps.checks import check_search, check_trials, warn_without_axes
 from sweeps.loggers import make_callbacks
 from sweeps.runtime import (
     TABLE_AXES,
@@ -31,6 +35,7 @@ from sweeps.runtime import (
     connect,
     make_searcher,
     param_space,
+    shutdown_ray,
     trial_dirname,
 )
 from sweeps.spec import REMOTE_SCHEMES, SweepError, SweepSpec, load_spec
@@ -135,24 +140,39 @@ def _prepare(sweep: Sweep, address: str | None) -> None:
 
 
 def _fit(tuner, path: str) -> str:
-    """Run (or continue) the trials, then close every record the trials could not close."""
+    """Run (or continue) the trials, then close every record the trials could not close.
+
+    A signal stops Tune gracefully (:func:`sweeps.signals.tune_running`): Tune saves its state
+    and stops the trials, then this returns with every record ended. A second signal cuts that
+    short: Ray is shut down (the trials end with it), the records are ended, and this returns
+    too (:func:`sweeps.signals.received` says why).
+    """
     import logging
 
-    from sweeps.records import RecordKeeper, StorageLogFilter, finalize
+    from sweeps.records import GoneCheckpointFilter, RecordKeeper, StorageLogFilter, finalize
 
-    state_log, quiet = logging.getLogger(StorageLogFilter.LOGGER), StorageLogFilter(path)
-    state_log.addFilter(quiet)
+    filters = [(logging.getLogger(StorageLogFilter.LOGGER), StorageLogFilter(path)),
+               (logging.getLogger(GoneCheckpointFilter.LOGGER), GoneCheckpointFilter())]
+    for logger, f in filters:
+        logger.addFilter(f)
+    grid = None
     try:
-        grid = tuner.fit()
+        with signals.quiet_tune(), signals.tune_running():
+            grid = tuner.fit()
+    except KeyboardInterrupt:
+        shutdown_ray()
+        if signals.received() is None:  # not a signal the guard handled: not ours to swallow
+            raise
     finally:
-        state_log.removeFilter(quiet)
-    keeper = RecordKeeper.of(path)
-    try:
-        finalize(path, grid)
-    except OSError as e:  # StorageError included
-        keeper.storage_error = keeper.storage_error or str(e)
-    finally:
-        RecordKeeper.release(path)
+        for logger, f in filters:
+            logger.removeFilter(f)
+        keeper = RecordKeeper.of(path)
+        try:
+            finalize(path, grid)
+        except OSError as e:  # StorageError included
+            keeper.storage_error = keeper.storage_error or str(e)
+        finally:
+            RecordKeeper.release(path)
     if keeper.storage_error:
         try:
             check_tune_state(path)
@@ -191,6 +211,7 @@ def run_sweep(sweep: Sweep | SweepSpec, address: str | None = None, verbose: int
                           f"`drive-sweep resume {path}` or choose another --name"])
     ensure_writable(_storage_root(spec))
     _prepare(sweep, address)
+    warn_without_axes(sweep)
     meta = provenance()
     saved = yaml.safe_dump({"spec": spec.model_dump(mode="json"), "base": sweep.base, "provenance": meta},
                            sort_keys=False)
@@ -269,6 +290,7 @@ def resume_sweep(path: str, address: str | None = None, verbose: int = 1) -> str
     if not tune.Tuner.can_restore(path):
         return _fit(_new_tuner(sweep, meta, path, verbose), path)
     configure_tune()
-    tuner = tune.Tuner.restore(path, trainable=make_trainable(sweep, meta, path),
-                               resume_unfinished=True, resume_errored=True)
+    with signals.quiet_tune():  # its notes on trials that never reported: the records tell
+        tuner = tune.Tuner.restore(path, trainable=make_trainable(sweep, meta, path),
+                                   resume_unfinished=True, resume_errored=True)
     return _fit(tuner, path)

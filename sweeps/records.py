@@ -22,8 +22,8 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from drive.errors import StorageError, one_line
 from drive.record import Recorder, last_status
 from drive.schema import RECORD_FILE
-from sweeps.storage import record_sink
-from sweeps.trainable import STORAGE_ERRNOS, STORAGE_ERROR
+from sweeps.storage import record_sink, trial_records
+from sweeps.trainable import FINAL_STEP, STORAGE_ERRNOS, STORAGE_ERROR
 
 INTERRUPTED = "the sweep stopped before this trial ended; `drive-sweep resume` continues it"
 
@@ -67,7 +67,8 @@ def end_if_open(path: str, status: str, reason: str, stopped_by: str | None = No
 
 
 class EpochASHA(ASHAScheduler):
-    """ASHA on training epochs (``epochs_done``) that remembers why it stopped each trial."""
+    """ASHA on training epochs (``epochs_done``) that remembers why it stopped each trial, and
+    never stops one at its last step (it has only its end left: it finishes)."""
 
     def __init__(self, *, metric: str, mode: str, max_t: int, grace_period: int,
                  reduction_factor: float):
@@ -78,6 +79,8 @@ class EpochASHA(ASHAScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP and result.get(FINAL_STEP):
+            return TrialScheduler.CONTINUE
         if decision == TrialScheduler.STOP:
             self.stops[trial.trial_id] = (
                 f"stopped by ASHA after {result['epochs_done']} epoch(s): {self._metric} "
@@ -184,11 +187,25 @@ class StorageLogFilter(logging.Filter):
         return False
 
 
-def finalize(experiment_path: str, grid: Any) -> None:
-    """After ``Tuner.fit``: every started trial whose record is still open gets its end."""
-    for result in grid:
-        path = record_path(experiment_path, result.path)
+class GoneCheckpointFilter(logging.Filter):
+    """Drops Tune's traceback for a checkpoint it meant to delete that is gone already: after a
+    driver was killed, Tune's saved state still lists checkpoints it had deleted since (the
+    state is saved now and then, checkpoints are deleted at once). The result is the one Tune
+    wanted; the new checkpoint it registers is kept."""
+
+    LOGGER = "ray.tune.execution.tune_controller"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, FileNotFoundError) and "Error handling checkpoint" in str(record.msg))
+
+
+def finalize(experiment_path: str, grid: Any | None) -> None:
+    """After ``Tuner.fit`` (``grid``, its ``ResultGrid``; None when it was cut short, once the
+    trials were stopped): a trial that errored and every other record still open gets its end,
+    ``errored`` and ``interrupted``."""
+    for result in grid if grid is not None else ():
         if result.error is not None:
-            end_if_open(path, "errored", one_line(result.error))
-        else:
-            end_if_open(path, "interrupted", INTERRUPTED)
+            end_if_open(record_path(experiment_path, result.path), "errored", one_line(result.error))
+    for path in trial_records(experiment_path):  # also those of trials Tune had not listed yet
+        end_if_open(path, "interrupted", INTERRUPTED)

@@ -1,6 +1,10 @@
 """The Ray side of a sweep: starting or attaching to Ray, the checks that need it, and what Tune
 is given (search space, searchers, trial folder names, the trainable).
 
+Embedded local Ray is started with its processes marked for this driver's watcher
+(:mod:`sweeps.reaper`), so none outlives the driver, and the driver's signal handlers
+(:mod:`sweeps.signals`), which Ray's start replaces, are installed again.
+
 Ray's own settings for this tool (its progress table, no auto loggers) are set when Ray is
 started here, not when this module is imported, and only where the user has not set them.
 """
@@ -15,6 +19,7 @@ import sys
 from typing import Any
 
 from drive.errors import one_line
+from sweeps import reaper, signals
 from sweeps.spec import SweepError, SweepSpec
 from sweeps.trials import Sweep
 
@@ -38,6 +43,17 @@ TUNE_ENVIRONMENT = {
     # short trials checkpoint often by design (phase boundaries); Tune's hint about it is noise
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
+
+
+def shutdown_ray() -> None:
+    """Shut Ray down (embedded: its processes end; attached: the driver detaches). Its shutdown
+    resets SIGTERM's handler behind Python's back: the guard's comes back after it (a SIGTERM
+    that a thread other than the main one takes meanwhile still ends the process)."""
+    import ray
+
+    if ray.is_initialized():
+        with signals.held():
+            ray.shutdown()
 
 
 def configure_tune() -> None:
@@ -66,9 +82,13 @@ def init_ray(address: str | None) -> None:
     # so in a WARNING line at every launch: kept, without the line (a refused sweep prints one)
     logging.getLogger(AUTH_LOGGER).addFilter(_quiet_token_default)
     paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    # address="local": a new embedded instance, never another user's (or a dead) local cluster
-    ray.init(address="local", dashboard_host="127.0.0.1", logging_level="warning", logging_config=quiet,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
+    # address="local": a new embedded instance, never another user's (or a dead) local cluster;
+    # its processes carry the mark of this driver's watcher, which stops them when it ends
+    with reaper.marked(reaper.watch()):
+        context = ray.init(address="local", dashboard_host="127.0.0.1", logging_level="warning",
+                           logging_config=quiet,
+                           runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
+    reaper.add_session(context.address_info.get("session_dir"))
 
 
 def check_address(address: str, timeout: float = ADDRESS_TIMEOUT_S) -> None:
@@ -91,7 +111,8 @@ def connect(address: str | None) -> None:
     if address:
         check_address(address)
     try:
-        init_ray(address)
+        with signals.held():  # ray.init installs SIGTERM handlers of its own: ours come back after
+            init_ray(address)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise SweepError([f"--address: cannot connect to Ray at {address or 'local'} ({one_line(e)})"]) from None
 

@@ -20,11 +20,13 @@ every problem is one ``field: ...`` line (:class:`SweepError`).
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drive.checked import CheckedModel
 from drive.config import (
@@ -49,6 +51,8 @@ SAMPLER_FORMS = {"choice": "[a, b, ...]", "uniform": "[low, high]",
 #: Sections of an experiment config (``sweep: {train: {lr: [...]}}`` names the axis ``train.lr``).
 SECTIONS = tuple(name for name, value in ExperimentConfig() if isinstance(value, (BaseModel, dict)))
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
+#: Longest file name most file systems take (ext4, XFS, btrfs, NFS, tmpfs, APFS), in bytes.
+NAME_MAX = 255
 
 
 class SweepError(InputError, ValueError):
@@ -180,6 +184,17 @@ class SweepSpec(_Section):
                              f"'.' or '..'), got {v!r}")
         return v
 
+    @model_validator(mode="after")
+    def _name_fits_the_file_systems(self) -> SweepSpec:
+        """The name is a folder of the storage and of Ray's session folder (Tune stages the
+        experiment's files there): longer than those file systems take, it fails only once
+        folders exist, blamed on the storage."""
+        size, limit = len(self.name.encode()), name_max(self.storage)
+        if size > limit:
+            raise ValueError(f"name: is {size} characters long; a folder name can have at most "
+                             f"{limit} on this file system (use a shorter --name)")
+        return self
+
     @field_validator("storage")
     @classmethod
     def _storage_kind(cls, v: str) -> str:
@@ -211,6 +226,24 @@ class SweepSpec(_Section):
         if self.is_remote:
             return f"{self.storage.rstrip('/')}/{self.name}"
         return str(Path(self.storage).expanduser().resolve() / self.name)
+
+
+def name_max(storage: str) -> int:
+    """The longest folder name (bytes) that both the local ``storage`` (its nearest existing
+    folder) and the temporary folder, where Ray stages the experiment, take."""
+    places = [tempfile.gettempdir()]
+    if not storage.startswith(REMOTE_SCHEMES) and storage.strip():
+        folder = Path(storage).expanduser().absolute()
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        places.append(str(folder))
+    limits = []
+    for place in places:
+        try:
+            limits.append(os.pathconf(place, "PC_NAME_MAX"))
+        except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or not a folder
+            limits.append(NAME_MAX)
+    return min(NAME_MAX, *limits)
 
 
 def load_spec(path: str | Path | None = None, overrides: list[str] | None = None,

@@ -153,6 +153,18 @@ def is_remote(path: str) -> bool:
     return str(path).startswith(REMOTE_SCHEMES)
 
 
+def trial_records(path: str) -> list[str]:
+    """The record of every trial folder in the experiment folder ``path`` (local or a URI)."""
+    fs, root = _fs(path)
+    prefix = path.rstrip("/") if is_remote(path) else root
+    records = []
+    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+        if (info.type == pafs.FileType.Directory and
+                fs.get_file_info(f"{info.path}/{RECORD_FILE}").type == pafs.FileType.File):
+            records.append(f"{prefix}/{info.base_name}/{RECORD_FILE}")
+    return sorted(records)
+
+
 def exists(path: str) -> bool:
     """Whether ``path`` (a local path or a URI) is a file or a folder."""
     fs, p = _fs(path)

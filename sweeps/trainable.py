@@ -13,6 +13,12 @@ placeholder). A checkpoint (the experiment's resumable state) is taken every
 epoch trains, and goes to Tune with the next report (the last one with the final report); a
 retried or restored trial continues from ``tune.get_checkpoint()``. A trial whose record already
 ended (finished, diverged, stopped) is never run again: it reports its end and returns.
+
+Tune stops a trial (the sweep stopping on a signal, ASHA) inside its next report, where its
+session exits. A trial stopped there after its last epoch has nothing left to run: it records
+its finished end and reports nothing more, and the worker waits for that (:class:`StopAndRestore`),
+so that a resumed sweep never trains it again. Stopped earlier, the trial writes nothing: the
+driver ends its record (``stopped`` by ASHA, ``interrupted``).
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ import errno
 import os
 import shutil
 import tempfile
-from pathlib import Path
+import time
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pyarrow.fs as pafs
 from ray import tune
 
 from drive.errors import StorageError
@@ -43,10 +51,19 @@ STATE_FILE = "state.pt"
 FAIL_ONCE_ENV = "DRIVE_SWEEP_FAIL_ONCE"
 #: errno values that mean "this storage cannot take more writes": full, read-only, over quota.
 STORAGE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+#: Fault injection for tests and drills: ``"<seconds>:<marker file>"`` makes the first trial to
+#: reach its last step (the marker file says it did) wait that long before reporting it, so that
+#: a signal sent to the driver meanwhile stops the trial between its last epoch and its end.
+PAUSE_ONCE_ENV = "DRIVE_SWEEP_PAUSE_ONCE"
 #: The report field by which a trial tells the driver that the storage failed.
 STORAGE_ERROR = "storage_error"
+#: The report field that marks the report of a trial's last step (its plan is done).
+FINAL_STEP = "final_step"
 #: Fields of a report to Tune besides the evaluated metrics.
 REPORT_FIELDS = ("phase", "epochs_done", "density")
+#: Seconds a stopped trial's worker waits for its training thread to end: time for a trial
+#: stopped after its last epoch to record its end; less than the 5 s Tune gives stopped trials.
+STOP_GRACE_S = 4.0
 
 
 def _maybe_fail(epochs_done: int) -> None:
@@ -59,12 +76,25 @@ def _maybe_fail(epochs_done: int) -> None:
         os._exit(1)
 
 
-def tune_report(event: str, metrics: dict[str, Any]) -> dict[str, Any]:
+def _maybe_pause(p: Progress) -> None:
+    spec = os.environ.get(PAUSE_ONCE_ENV)
+    if not spec or not p.done:
+        return
+    seconds, _, marker = spec.partition(":")
+    if not Path(marker).exists():
+        Path(marker).write_text(f"paused after its last step (epoch {p.metrics['epochs_done']})\n")
+        time.sleep(float(seconds))
+
+
+def tune_report(event: str, metrics: dict[str, Any], final: bool = False) -> dict[str, Any]:
     """What Tune sees of a line: the event, progress, and the metrics that were measured; an
     IMP level and the end also carry their final scalars (and per-layer densities) for the
-    trackers (TensorBoard, progress.csv, MLflow, W&B)."""
+    trackers (TensorBoard, progress.csv, MLflow, W&B). ``final``: the report of the plan's last
+    step (:data:`FINAL_STEP`; no scheduler stops a trial that has only its end left)."""
     keys = REPORT_FIELDS + REPORTED_METRICS + ("status",)
     out = {"event": event, **{k: metrics[k] for k in keys if metrics.get(k) is not None}}
+    if final:
+        out[FINAL_STEP] = True
     if event in ("level", "end"):
         out.update({k: v for k, v in metrics.items() if k not in out and _scalar_or_table(v)})
     return out
@@ -118,6 +148,7 @@ class TuneCheckpoints:
         self.prefix = prefix
         self.writer = CheckpointWriter()
         self.pending: list[str] = []  # the folder of the checkpoint being written
+        self.stopped = False  # Tune stopped the trial: nothing reaches it any more
         for stale in Path(tempfile.gettempdir()).glob(f"{prefix}*"):  # left by a crashed attempt
             shutil.rmtree(stale, ignore_errors=True)
 
@@ -138,7 +169,10 @@ class TuneCheckpoints:
         self.writer.wait()
 
     def report(self, metrics: dict[str, Any]) -> None:
-        """Report to Tune with the checkpoint written since the last report, if any."""
+        """Report to Tune with the checkpoint written since the last report, if any; nothing once
+        Tune stopped the trial."""
+        if self.stopped:
+            return
         if not self.pending:
             tune.report(metrics)
             return
@@ -164,8 +198,14 @@ def _run(cfg, checkpoint_every: int, provenance: dict[str, Any], experiment_path
     checkpoints = TuneCheckpoints(f"drive-checkpoint-{trial_id}-")
 
     def on_progress(p: Progress) -> None:
-        checkpoints.report(tune_report("level", {**p.metrics, **p.level}) if p.level
-                           else tune_report("epoch", p.metrics))
+        _maybe_pause(p)
+        try:
+            checkpoints.report(tune_report("level", {**p.metrics, **p.level}, p.done) if p.level
+                               else tune_report("epoch", p.metrics, p.done))
+        except SystemExit:  # Tune stopped the trial: its session exits at the next report
+            if not p.done:
+                raise  # the driver ends the record (interrupted, or stopped by ASHA)
+            checkpoints.stopped = True  # only the end is left: the run returns and records it
         _maybe_fail(p.metrics["epochs_done"])
 
     try:
@@ -177,3 +217,52 @@ def _run(cfg, checkpoint_every: int, provenance: dict[str, Any], experiment_path
         checkpoints.report(tune_report("end", {**outcome.metrics, "epochs_done": done}))
     finally:
         checkpoints.discard()
+
+
+class StopAndRestore:
+    """Mixed into the trainable's class (``run_trial.__mixins__``, which Tune's
+    ``wrap_function`` adds to the class it makes of the function).
+
+    ``cleanup`` -- Tune stopping the trial -- stops the training thread at its next report and
+    waits for it to end, up to :data:`STOP_GRACE_S` (Tune's own cleanup does not wait), so that a
+    trial stopped after its last epoch records its finished end.
+
+    ``restore`` of a checkpoint that Tune's saved state names but that no longer exists (a
+    driver killed after Tune deleted it for newer ones, before Tune saved its state again)
+    continues from the newest checkpoint in the trial's folder instead, or from none.
+    """
+
+    def cleanup(self) -> None:
+        from ray.train._internal.session import get_session  # as FunctionTrainable.cleanup
+
+        session = get_session()
+        if session is not None and session.training_started:
+            session.finish(timeout=STOP_GRACE_S)
+        super().cleanup()  # type: ignore[misc]
+
+    def restore(self, checkpoint_path: Any) -> None:
+        checkpoint = getattr(checkpoint_path, "checkpoint", None)
+        if checkpoint is not None and _missing(checkpoint):
+            newest = newest_checkpoint(checkpoint.filesystem, str(PurePosixPath(checkpoint.path).parent))
+            if newest is None:
+                return  # no checkpoint left: the trial starts afresh (its record says so)
+            checkpoint_path.checkpoint = newest
+        super().restore(checkpoint_path)  # type: ignore[misc]
+
+
+def _missing(checkpoint: tune.Checkpoint) -> bool:
+    return checkpoint.filesystem.get_file_info(checkpoint.path).type == pafs.FileType.NotFound
+
+
+def newest_checkpoint(fs: pafs.FileSystem, trial_folder: str) -> tune.Checkpoint | None:
+    """The newest ``checkpoint_*`` folder of a trial that holds a state, or None."""
+    infos = fs.get_file_info(pafs.FileSelector(trial_folder, allow_not_found=True))
+    folders = sorted((i.path for i in infos if i.type == pafs.FileType.Directory
+                      and i.base_name.startswith("checkpoint_")), reverse=True)
+    for folder in folders:
+        if fs.get_file_info(f"{folder}/{STATE_FILE}").type == pafs.FileType.File:
+            return tune.Checkpoint(folder, filesystem=fs)
+    return None
+
+
+run_trial.__mixins__ = (StopAndRestore,)  # type: ignore[attr-defined]

@@ -14,11 +14,12 @@ is ``factory(cfg)``, returning :class:`ImageData` or :class:`FolderData`; its op
 """
 
 from drive.data import cifar, digits, imagenet, mnist1d, synthetic, tinyimagenet  # noqa: F401  (registration)
-from drive.data.api import load_dataset, make_loaders, make_val_loader
+from drive.data.api import check_epoch_batches, load_dataset, make_loaders, make_val_loader
 from drive.data.base import DATASETS, FolderData, ImageData
 from drive.data.folder_loader import FolderLoader
 from drive.data.loader import ImageLoader
 from drive.data.prepare import prepare_dataset
 
 __all__ = ["DATASETS", "FolderData", "FolderLoader", "ImageData", "ImageLoader",
-           "load_dataset", "make_loaders", "make_val_loader", "prepare_dataset"]
+           "check_epoch_batches", "load_dataset", "make_loaders", "make_val_loader",
+           "prepare_dataset"]

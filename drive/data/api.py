@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from drive.config import DataConfig
+from drive.config import DataConfig, TrainConfig
 from drive.data.args import check_args
 from drive.data.augment import Normalizer
 from drive.data.base import DATASETS, AnyData, FolderData, ImageData
@@ -69,10 +69,37 @@ def _check_classes_kept(full: AnyData, capped: AnyData, train_size: int | None, 
                         f"({shown}) with no training sample; use a larger cap or none")
 
 
+def check_epoch_batches(data: AnyData, dataset: str, cfg: DataConfig, train: TrainConfig) -> None:
+    """Refuse a training set (after the validation split) smaller than one batch.
+
+    An epoch of it would be a single partial batch (the whole set, not ``train.batch_size``
+    samples), or no step at all with ``train.drop_last``: a run that "finishes" at chance
+    accuracy. Whatever makes the set small (``train.batch_size``, ``data.val_fraction``,
+    ``data.train_size``, ``data.test_fraction``) gets this one line.
+
+    Raises:
+        DataError: ``train.batch_size: ...``, naming the training set's size, what the
+            validation split holds out and what would work.
+    """
+    n, batch = data.num_train, train.batch_size
+    if n >= batch:
+        return
+    where = f"the {n} training samples of {dataset}"
+    if cfg.train_size is not None:
+        where += f" (data.train_size {cfg.train_size})"
+    if data.num_val:
+        where += f" left after data.val_fraction {cfg.val_fraction:g} holds out {data.num_val}"
+    empty = ("with train.drop_last every epoch would be empty (0 steps)" if train.drop_last else
+             f"an epoch would be a single step on all {n} instead of batches of {batch}")
+    fix = f"use train.batch_size <= {n}" + (" or a smaller data.val_fraction" if data.num_val else "")
+    raise DataError(f"train.batch_size: {batch} is more than {where}: {empty}; {fix}")
+
+
 def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_size: int,
                  device: torch.device | str, seed: int, channels_last: bool = False,
-                 dtype: torch.dtype = torch.float32) -> tuple[Loader, Loader]:
-    """The training loader (shuffled, augmented) and the test loader (stored order, plain).
+                 dtype: torch.dtype = torch.float32, drop_last: bool = False) -> tuple[Loader, Loader]:
+    """The training loader (shuffled, augmented; ``drop_last`` drops each epoch's last partial
+    batch) and the test loader (stored order, plain).
 
     Both yield ``(x, y)`` on ``device``: x normalised ``(N, C, H, W)`` (channels_last memory
     format if asked) or ``(N, C, L)`` of ``dtype`` (float32, or bf16 for training under bf16
@@ -86,7 +113,7 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
     normalizer = Normalizer(data.mean, data.std, device, channels_last,
                             normalize_float=isinstance(data, ImageData), dtype=dtype)
     if isinstance(data, FolderData):
-        return (_folder_loader(data.train, normalizer, batch_size, True, cfg, device, seed),
+        return (_folder_loader(data.train, normalizer, batch_size, True, cfg, device, seed, drop_last),
                 _folder_loader(data.test, normalizer, eval_batch_size, False, cfg, device, seed))
     padding, flip = data.augmentation(cfg)
     side = min(data.train_images.shape[2:])
@@ -95,7 +122,7 @@ def make_loaders(data: AnyData, cfg: DataConfig, batch_size: int, eval_batch_siz
                         f"with pad_mode reflect, got {padding}")
     train = ImageLoader(data.train_images, data.train_labels, normalizer, batch_size, device, seed,
                         shuffle=True, crop_padding=padding, flip=flip, pad_mode=cfg.pad_mode,
-                        on_device=cfg.on_device)
+                        on_device=cfg.on_device, drop_last=drop_last)
     test = ImageLoader(data.test_images, data.test_labels, normalizer, eval_batch_size, device, seed,
                        on_device=cfg.on_device)
     return train, test
@@ -119,9 +146,9 @@ def make_val_loader(data: AnyData, cfg: DataConfig, eval_batch_size: int,
 
 
 def _folder_loader(dataset: Any, normalizer: Normalizer, batch_size: int, shuffle: bool, cfg: DataConfig,
-                   device: torch.device, seed: int) -> FolderLoader:
+                   device: torch.device, seed: int, drop_last: bool = False) -> FolderLoader:
     """A FolderLoader; JPEG folders decoded as ``data.decode`` says (:mod:`drive.data.jpeg`)."""
     served = encoded(dataset, resolve_decode(cfg.decode, device), device)
     dataset, collate, on_batch = served if served is not None else (dataset, None, None)
     return FolderLoader(dataset, normalizer, batch_size, device, seed, shuffle, cfg.num_workers,
-                        collate_fn=collate, on_batch=on_batch)
+                        collate_fn=collate, on_batch=on_batch, drop_last=drop_last)

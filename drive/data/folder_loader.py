@@ -9,7 +9,6 @@ global random state is left alone.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from drive.data.augment import Normalizer, derive_seed
+from drive.data.loader import steps_per_epoch
 
 
 class EpochSampler(Sampler):
@@ -56,7 +56,8 @@ class SeededDataset(Dataset):
 
 class FolderLoader:
     """Batches ``(x, y)`` of a file-backed data set on ``device``: x normalised ``(N, C, H, W)``
-    (channels_last if asked), y int64 ``(N,)``. The last batch may be smaller.
+    (channels_last if asked), y int64 ``(N,)``. The last batch may be smaller, unless ``drop_last``
+    drops it.
 
     ``collate_fn`` and ``on_batch`` replace the default collation and the move to ``device``:
     ``on_batch`` maps a collated batch to uint8 ``(x, y)`` on the device (GPU JPEG decoding,
@@ -66,7 +67,8 @@ class FolderLoader:
     def __init__(self, dataset: Dataset, normalizer: Normalizer, batch_size: int,
                  device: torch.device, seed: int = 0, shuffle: bool = False, num_workers: int = 0,
                  collate_fn: Callable[[list[Any]], Any] | None = None,
-                 on_batch: Callable[[Any], tuple[torch.Tensor, torch.Tensor]] | None = None):
+                 on_batch: Callable[[Any], tuple[torch.Tensor, torch.Tensor]] | None = None,
+                 drop_last: bool = False):
         self.device = torch.device(device)
         self.normalizer = normalizer
         self.collate_fn = collate_fn or default_collate
@@ -75,6 +77,7 @@ class FolderLoader:
         self.loader = DataLoader(SeededDataset(dataset), batch_size=batch_size, sampler=self.sampler,
                                  num_workers=num_workers, pin_memory=self.device.type == "cuda",
                                  persistent_workers=num_workers > 0, collate_fn=self.collate_fn,
+                                 drop_last=drop_last,
                                  generator=torch.Generator())  # else it draws from the global one
 
     @property
@@ -88,7 +91,8 @@ class FolderLoader:
 
     def __len__(self) -> int:
         """Batches per epoch."""
-        return math.ceil(self.num_samples / self.loader.batch_size)  # type: ignore[operator]
+        return steps_per_epoch(self.num_samples, self.loader.batch_size,  # type: ignore[arg-type]
+                               self.loader.drop_last)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order and augmentation the next iteration delivers."""

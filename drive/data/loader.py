@@ -32,7 +32,8 @@ class ImageLoader:
         images: uint8 or float32 ``(N, C, H, W)`` or ``(N, C, L)``.
         labels: int64 ``(N,)``.
         normalizer: maps a stored batch on ``device`` to the normalised float32 batch.
-        batch_size: samples per batch; the last batch of an epoch may be smaller (none dropped).
+        batch_size: samples per batch; the last batch of an epoch may be smaller, unless
+            ``drop_last`` drops it.
         device: where batches are delivered.
         seed: base seed of the shuffling and augmentation.
         shuffle: a new order each epoch (the training set) or the stored order (the test set).
@@ -40,6 +41,7 @@ class ImageLoader:
         flip: random horizontal flip.
         pad_mode: ``reflect`` or ``zeros``.
         on_device: keep the images on ``device`` (else on the CPU, moving each chunk).
+        drop_last: drop the epoch's last batch when it is smaller than ``batch_size``.
         chunk_bytes: most bytes of normalised output made at once (default 1 GiB on CUDA,
             256 MiB elsewhere); rounded to whole batches, at least one.
     """
@@ -47,7 +49,7 @@ class ImageLoader:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, normalizer: Normalizer,
                  batch_size: int, device: torch.device, seed: int = 0, shuffle: bool = False,
                  crop_padding: int = 0, flip: bool = False, pad_mode: str = "reflect",
-                 on_device: bool = True, chunk_bytes: int | None = None):
+                 on_device: bool = True, chunk_bytes: int | None = None, drop_last: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.device = torch.device(device)
@@ -58,6 +60,7 @@ class ImageLoader:
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
+        self.drop_last = drop_last
         self.crop_padding = crop_padding
         self.flip = flip
         self.pad_mode = pad_mode
@@ -74,7 +77,7 @@ class ImageLoader:
 
     def __len__(self) -> int:
         """Batches per epoch."""
-        return math.ceil(self.num_samples / self.batch_size)
+        return steps_per_epoch(self.num_samples, self.batch_size, self.drop_last)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order and augmentation the next iteration delivers."""
@@ -108,6 +111,8 @@ class ImageLoader:
                               None if flips is None else flips[begin:end])
             x = self.normalizer(x)
             for start in range(0, end - begin, self.batch_size):
+                if self.drop_last and end - begin - start < self.batch_size:
+                    break
                 yield x[start:start + self.batch_size], y[start:start + self.batch_size]
 
     def samples(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,3 +121,8 @@ class ImageLoader:
         index = index.to(self.images.device)
         x = self.images[index].to(self.device, non_blocking=True)
         return self.normalizer(x).float(), self.labels[index].to(self.device, non_blocking=True)
+
+
+def steps_per_epoch(samples: int, batch_size: int, drop_last: bool = False) -> int:
+    """Batches in an epoch of ``samples``: the last one partial, or dropped (``drop_last``)."""
+    return samples // batch_size if drop_last else math.ceil(samples / batch_size)

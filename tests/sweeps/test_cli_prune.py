@@ -184,8 +184,11 @@ def test_extreme_sparsities_keep_exactly_their_count(sparsity, tmp_path):
     assert m["params_remaining"] == keep_count(1 - sparsity, m["params_prunable"]) >= 1
 
 
-def test_ctrl_c_ends_prune_with_one_line_exit_130_and_an_interrupted_record(tmp_path):
-    """It used to end in a KeyboardInterrupt traceback (the record was right)."""
+@pytest.mark.parametrize("sig,code,name", [("SIGINT", 130, "Ctrl-C"), ("SIGTERM", 143, "SIGTERM")])
+def test_ctrl_c_or_sigterm_ends_prune_with_one_line_its_exit_code_and_an_interrupted_record(
+        sig, code, name, tmp_path):
+    """Ctrl-C used to end in a KeyboardInterrupt traceback (the record was right); SIGTERM ended
+    it at once, its record left `running`."""
     import signal
     import subprocess
     import sys
@@ -200,9 +203,9 @@ def test_ctrl_c_ends_prune_with_one_line_exit_130_and_an_interrupted_record(tmp_
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or '"event":"epoch"' not in out.read_text()):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    assert proc.returncode == code
     assert err.strip().splitlines() == [
-        "drive-sweep: interrupted by Ctrl-C; run the same command again to continue from --checkpoint"]
-    assert metrics(out)["status"] == "interrupted"
+        f"drive-sweep: interrupted by {name}; run the same command again to continue from --checkpoint"]
+    assert (metrics(out)["status"], metrics(out)["reason"]) == ("interrupted", f"stopped by {name}")

@@ -63,6 +63,16 @@ def _record(d: Path) -> str:
     return str(d / "runs")
 
 
+def _foreign_checkpoint(d: Path) -> str:
+    """A PyTorch file that pickles an object weights_only loading refuses (a datetime)."""
+    import datetime
+
+    import torch
+
+    torch.save({"stage": 0, "saved": datetime.datetime(2024, 1, 1)}, d / "foreign.pt")
+    return str(d / "foreign.pt")
+
+
 def _folder(d: Path) -> str:
     (d / "out").mkdir()
     return str(d / "out")
@@ -121,6 +131,18 @@ CASES = {
         "prune", "--set", "data.val_fraction=0.9995"],
     "`data.train_size` leaving a class without training data": lambda d: [
         "prune", "--set", "data.train_size=5"],
+    "`train.batch_size` larger than the training set": lambda d: [
+        "prune", "--set", "train.batch_size=100000"],
+    "`data.val_fraction` leaving fewer training samples than a batch": lambda d: [
+        "prune", "--set", "data.val_fraction=0.99"],
+    "`train.drop_last` with a batch larger than the training set (empty epochs)": lambda d: [
+        "prune", "--set", "train.drop_last=true", "--set", "train.batch_size=1500"],
+    "a sweep whose validation split leaves fewer training samples than a batch": lambda d: [
+        "run", sweep_file(d, {"experiment": {**FAST, "data": {"val_fraction": 0.99}}})],
+    "a file that is no checkpoint given to `prune --checkpoint`": lambda d: [
+        "prune", "--checkpoint", _text(d, "state.pt", b"not a checkpoint\n")],
+    "a checkpoint holding other objects than tensors and plain values": lambda d: [
+        "prune", "--checkpoint", _foreign_checkpoint(d)],
     "unknown model in a sweep": lambda d: ["run", sweep_file(d, {"sweep": {"model": ["digits_cnn", "resnet999"]}})],
     "bad `model_args` in a sweep": lambda d: ["run", sweep_file(d, {"sweep": {"model_args.depth": [3]}})],
     "a user's model factory that raises": lambda d: [
@@ -130,6 +152,7 @@ CASES = {
     "`device: cuda` where trials get no GPU": lambda d: [
         "run", sweep_file(d, {"sweep": {"device": ["cuda"]}})],
     "a sweep `name` of dots": lambda d: ["run", sweep_file(d, {}), "--name", ".."],
+    "a `--name` too long for the file system": lambda d: ["run", sweep_file(d, {}), "--name", "n" * 300],
     "an empty `--storage`": lambda d: ["run", sweep_file(d, {}), "--storage", ""],
     "a continuous sampled axis over an integer field": lambda d: [
         "run", sweep_file(d, {"sweep": {"train.epochs": {"uniform": [1, 3]}}})],

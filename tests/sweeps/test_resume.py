@@ -1,17 +1,16 @@
-"""A sweep stopped midway (Ctrl-C) labels its unfinished trials `interrupted` with their real
-method, sparsity and seed, and resumed ends with every trial done exactly once."""
+"""A sweep stopped midway by Ctrl-C (SIGINT; the drill of issue #19): one line and exit 130,
+its unfinished trials `interrupted` with their real method, sparsity and seed, no Ray process
+of it left; resumed, it ends with every trial done exactly once, as its uninterrupted twin."""
 
 import json
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from sweeps.cli import main
+from tests.sweeps.drills import finish, gone, start, twins, wait_for
 
 SWEEP = {
     "name": "stopme",
@@ -32,23 +31,18 @@ def finals(path: Path) -> dict[str, int]:
     return out
 
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "sweeps.cli", *args]
-
-
 def test_stopped_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(yaml.safe_dump(SWEEP))
     path = tmp_path / "out" / "stopme"
-    log = (tmp_path / "run.log").open("w")
-    proc = subprocess.Popen(cli("run", str(sweep), "--storage", str(tmp_path / "out")),
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 240
-    while time.time() < deadline and sum(finals(path).values()) < 2:
-        assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
-        time.sleep(0.5)
+    proc = start(["run", str(sweep), "--storage", str(tmp_path / "out")], tmp_path)
+    wait_for(lambda: sum(finals(path).values()) >= 2, proc)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) != 0  # stopped with trials unfinished
+    _, err = finish(proc, timeout=120)
+    assert proc.returncode == 130, err[-3000:]  # it was 1, after three lines of Ray's warnings
+    assert err.splitlines() == [f"drive-sweep: Ctrl-C stopped the sweep ({line_counts(path)}); every "
+                                f"record is ended; continue with `drive-sweep resume {path}`"]
+    assert gone(proc.pid) == []  # no Ray process of the sweep outlived it
     before = finals(path)
     done_before = {name for name, n in before.items() if n == 1}
     assert 2 <= len(done_before) < 4, before
@@ -69,8 +63,10 @@ def test_stopped_sweep_resumes_without_rerunning_finished_trials(tmp_path):
         assert row.reason.startswith("the sweep stopped before this trial ended")
         assert f"| magnitude | {100 * truth['sparsity']:g}% | 7 | interrupted |" in failed
 
-    resumed = subprocess.run(cli("resume", str(path)), capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    again = start(["resume", str(path)], tmp_path)
+    out, err = finish(again)
+    assert again.returncode == 0 and err == "", out[-3000:] + err[-3000:]
+    assert gone(again.pid) == []
     after = finals(path)
     assert len(after) == 4 and set(after.values()) == {1}, after
     for name in done_before:  # finished trials were not run again
@@ -78,4 +74,16 @@ def test_stopped_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     table = pd.read_csv(path / "results.csv")
     assert sorted(table["sparsity"]) == [0.5, 0.8, 0.9, 0.95]
     assert (table["status"] == "finished").all()
-    assert "trials: 4 finished" in resumed.stdout
+    assert "trials: 4 finished" in out
+    twin = {cfg.sparsity: metrics for cfg, metrics in twins(SWEEP)}  # run uninterrupted
+    for row in table.itertuples():
+        assert (row.test_acc, row.density) == (twin[row.sparsity]["test_acc"], twin[row.sparsity]["density"])
+
+
+def line_counts(path: Path) -> str:
+    """How the stopped line counts the trials: finished, interrupted, never started."""
+    ends = [json.loads(x)["status"] for f in path.glob("*/metrics.jsonl")
+            for x in f.read_text().splitlines() if '"event":"end"' in x]
+    counts = {"finished": ends.count("finished"), "interrupted": ends.count("interrupted"),
+              "not started": 4 - len(ends)}
+    return ", ".join(f"{n} {status}" for status, n in counts.items() if n)

@@ -51,6 +51,22 @@ def test_every_sample_once_per_epoch_and_last_batch_smaller():
         assert y.dtype == torch.int64
 
 
+@pytest.mark.parametrize("chunk_bytes", [None, 3 * 8 * 8 * 4 * 16])  # one chunk; chunks of 2 batches
+def test_drop_last_drops_only_the_partial_last_batch(chunk_bytes):
+    from drive.data.loader import ImageLoader, steps_per_epoch
+
+    data = make_data()
+    train = make_loaders(data, DataConfig(), 8, 5, torch.device("cpu"), 0, drop_last=True)[0]
+    if chunk_bytes is not None:
+        train = ImageLoader(data.train_images, data.train_labels, train.normalizer, 8,
+                            torch.device("cpu"), shuffle=True, chunk_bytes=chunk_bytes, drop_last=True)
+    assert len(train) == 4 == steps_per_epoch(37, 8, drop_last=True)
+    assert [len(y) for _, y in train] == [8, 8, 8, 8]
+    kept = epoch(train, 3)[1].tolist()  # a different 32 of the 37 each epoch (shuffled first)
+    assert len(set(kept)) == 32 and kept != epoch(train, 4)[1].tolist()
+    assert steps_per_epoch(37, 8) == 5 and steps_per_epoch(7, 8, drop_last=True) == 0
+
+
 def test_order_is_a_function_of_seed_and_epoch():
     data = make_data()
     a, _ = loaders(data, augment=True, crop_padding=2, flip=True)
