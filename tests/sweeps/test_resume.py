@@ -31,12 +31,22 @@ def finals(path: Path) -> dict[str, int]:
     return out
 
 
+def training(path: Path) -> bool:
+    """Whether a trial without an end has recorded an epoch."""
+    for f in path.glob("*/metrics.jsonl"):
+        lines = [json.loads(line) for line in f.read_text().splitlines() if line.strip().endswith("}")]
+        if not any(x["event"] == "end" for x in lines) and any(x["event"] == "epoch" for x in lines):
+            return True
+    return False
+
+
 def test_stopped_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(yaml.safe_dump(SWEEP))
     path = tmp_path / "out" / "stopme"
     proc = start(["run", str(sweep), "--storage", str(tmp_path / "out")], tmp_path)
-    wait_for(lambda: sum(finals(path).values()) >= 2, proc)
+    # two trials done and a third under way (it has trained an epoch), so that Ctrl-C meets one
+    wait_for(lambda: sum(finals(path).values()) >= 2 and training(path), proc)
     proc.send_signal(signal.SIGINT)
     _, err = finish(proc, timeout=120)
     assert proc.returncode == 130, err[-3000:]  # it was 1, after three lines of Ray's warnings
