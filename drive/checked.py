@@ -60,3 +60,9 @@ class CheckedModel(BaseModel):
             raise ValueError(f"must be a number, not a boolean, got {value!r} (YAML reads yes, no, "
                              "on, off, true and false as booleans)")
         return value
+
+
+class Section(CheckedModel):
+    """Base of an experiment config's sections: unknown keys refused, assignments checked too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)

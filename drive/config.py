@@ -31,19 +31,16 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from drive import yaml_files
-from drive.checked import CheckedModel
+from drive.checked import Section
 from drive.errors import ConfigError, RegistryError
 from drive.method import BUILTINS, Method, MethodArgs, get_method
+from drive.train_config import TrainConfig
 
 #: Largest seed: numpy's and scikit-learn's seeds are 32-bit.
 MAX_SEED = 2**32 - 1
 
 
-class _Section(CheckedModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class DataConfig(_Section):
+class DataConfig(Section):
     """Where the data set lives and how it is loaded and augmented."""
 
     root: str = Field("./data", description="folder holding (or receiving) the data set files; "
@@ -77,42 +74,7 @@ class DataConfig(_Section):
         return os.path.expandvars(v)
 
 
-class TrainConfig(_Section):
-    """SGD training schedule shared by every phase that trains."""
-
-    epochs: int = Field(12, ge=1, le=10_000)
-    batch_size: int = Field(64, ge=1, description="training samples per step; at most the training "
-                            "set's size (after data.val_fraction), so that an epoch has a full batch")
-    drop_last: bool = Field(False, description="drop each epoch's last incomplete batch, so that "
-                            "every step sees batch_size samples")
-    eval_batch_size: int = Field(512, ge=1)
-    lr: float = Field(0.05, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(5e-4, ge=0)
-    schedule: Literal["step", "cosine", "constant"] = "cosine"
-    milestones: list[float] = Field(default_factory=lambda: [0.5, 0.75],
-                                    description="step schedule: fractions of the epochs")
-    gamma: float = Field(0.1, gt=0, le=1)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
-    channels_last: bool = Field(True, description="channels_last memory format for models and batches (CUDA and CPU)")
-    compile: bool | Literal["auto"] = Field("auto", description="torch.compile the model's training "
-                                            "forward and backward; auto = on CUDA only (on CPU the "
-                                            "compile time did not pay for itself, docs/benchmarks.md)")
-    cuda_graphs: bool = Field(True, description="with compile on CUDA: replay the step's kernels as "
-                              "CUDA graphs (torch.compile mode reduce-overhead)")
-    eval_every: int = Field(1, ge=1, description="evaluate on the test set every N epochs (and last)")
-
-    @field_validator("milestones")
-    @classmethod
-    def _milestones_in_range(cls, v: list[float]) -> list[float]:
-        if any(not 0 < m < 1 for m in v) or v != sorted(v):
-            raise ValueError("must be increasing fractions in (0, 1)")
-        return v
-
-
-class PruneConfig(_Section):
+class PruneConfig(Section):
     """How the mask is computed, common to every method."""
 
     schedule: Literal["exponential", "linear"] = "exponential"
@@ -128,14 +90,14 @@ class PruneConfig(_Section):
                                          "as GraSP's and FORCE's reference code)")
 
 
-class FinetuneConfig(_Section):
+class FinetuneConfig(Section):
     """Fine-tuning after pruning a trained network (``magnitude_after``)."""
 
     epochs: int | None = Field(None, ge=1, description="fine-tuning epochs; None = train.epochs // 4")
     lr: float | None = Field(None, gt=0, description="constant fine-tuning LR; None = train.lr / 10")
 
 
-class ExperimentConfig(_Section):
+class ExperimentConfig(Section):
     """One experiment: model, data, method (and its arguments), target sparsity, training and
     pruning settings."""
 
