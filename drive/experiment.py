@@ -34,7 +34,8 @@ from drive.prune import prune_iteratively
 from drive.schema import identity
 from drive.scores import ScoreContext
 from drive.state import check_same_experiment, cpu_copy
-from drive.train import evaluate, make_optimizer, make_scheduler, new_optimizer, train_epoch
+from drive.optim import make_optimizer, make_scheduler, new_optimizer
+from drive.train import evaluate, train_epoch
 
 STATE_VERSION = 3  # 3: masks packed as bits, init weights only when the plan rewinds to them
 READABLE_VERSIONS = (2, 3)

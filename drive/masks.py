@@ -6,10 +6,12 @@ keep-mask per prunable layer and keeps pruned weights at exactly zero.
 
 How exactness is kept with the least work per step: whenever the masks change (pruning,
 rewinding, loading) the pruned weights are zeroed, and before the first step of an optimiser
-under new masks its momentum buffers are zeroed too. From then on only the gradients are masked
-before each step: a pruned weight w = 0 with gradient 0 and momentum 0 gets the SGD update
-``lr * (g + wd * w + momentum * buf) = 0`` (Nesterov alike), so it stays exactly 0 without a
-re-apply after the step. While every mask is full (dense training: the dense baseline, DRIVE's
+under new masks its per-weight state is zeroed too (SGD's momentum, AdamW's ``exp_avg`` and
+``exp_avg_sq``). From then on only the gradients are masked before each step: a pruned weight
+w = 0 with gradient 0 and momentum 0 gets the SGD update ``lr * (g + wd * w + momentum * buf) = 0``
+(Nesterov alike); under AdamW its moments stay 0, its decoupled decay is ``w * (1 - lr * wd) = 0``
+and its update ``lr * m / (sqrt(v) + eps) = 0``. So it stays exactly 0 without a re-apply after
+the step. While every mask is full (dense training: the dense baseline, DRIVE's
 warm-up, IMP's level 0) no masking work is done at all. Densities and per-layer counts are
 computed once per mask change, not at every read.
 """
@@ -197,7 +199,8 @@ class Masks:
 
     @torch.no_grad()
     def mask_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
-        """Zero the optimiser's per-weight buffers (momentum) of pruned weights."""
+        """Zero the optimiser's per-weight state of pruned weights (every tensor of the weight's
+        shape: SGD's momentum, AdamW's moments)."""
         self._synced = optimizer
         if self.is_dense:
             return

@@ -1,4 +1,6 @@
-"""The mask-aware training loop: SGD, LR schedules, one epoch of training, evaluation.
+"""The mask-aware training loop: one step, one epoch of training, evaluation.
+
+The optimisers and LR schedules are :mod:`drive.optim`'s (re-exported here).
 
 On CUDA it trains under bf16 autocast (configurable); on CPU it runs in float32. The experiment
 keeps models and batches channels_last on both (oneDNN's CPU convolutions prefer it too).
@@ -12,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,48 +24,10 @@ from torch.nn import functional as F
 from drive.config import TrainConfig
 from drive.errors import Diverged
 from drive.masks import Masks
+from drive.optim import make_optimizer, make_scheduler, new_optimizer
 
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum (Nesterov optional) and weight decay on every parameter.
-
-    The fused implementation (one kernel over all parameters; on CPU 3-5x faster than the
-    default per-parameter loop) where the device supports it, else the multi-tensor one.
-    """
-    kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                  weight_decay=cfg.weight_decay)
-    params = list(model.parameters())
-    try:
-        return torch.optim.SGD(params, fused=True, **kwargs)
-    except RuntimeError:  # a device or dtype without the fused kernel
-        return torch.optim.SGD(params, foreach=True, **kwargs)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-                   epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch LR schedule over ``epochs``: step (x gamma at the milestone fractions), cosine, constant."""
-    if cfg.schedule == "step":
-        milestones = sorted({max(1, round(f * epochs)) for f in cfg.milestones})
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=cfg.gamma)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-
-
-def new_optimizer(model: nn.Module, cfg: TrainConfig, start: int = 0, lr: float | None = None
-                  ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """The optimiser and LR schedule of a training stage that begins at epoch ``start`` (the
-    schedule fast-forwarded to it, as late rewinding needs); ``lr``: a constant learning rate
-    instead of the schedule (fine-tuning)."""
-    if lr is not None:
-        cfg = cfg.model_copy(update={"lr": lr, "schedule": "constant"})
-    optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg, cfg.epochs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # stepping the schedule before the optimiser
-        for _ in range(start):
-            scheduler.step()
-    return optimizer, scheduler
+__all__ = ["EpochStats", "autocast", "compile_enabled", "evaluate", "input_dtype", "make_optimizer",
+           "make_scheduler", "new_optimizer", "train_epoch", "train_step", "training_model"]
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
@@ -129,7 +92,7 @@ class _Tally:
 
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
                masks: Masks | None, cfg: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step on ``(x, y)``; with ``masks`` the pruned weights are still zero afterwards.
+    """One optimiser step on ``(x, y)``; with ``masks`` the pruned weights are still zero afterwards.
 
     ``model`` may be the compiled wrapper of :func:`training_model`. Returns the (detached)
     mean loss and the logits.
