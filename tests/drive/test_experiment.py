@@ -161,6 +161,29 @@ def test_imp_late_rewinding_rewinds_to_the_saved_epoch():
     assert phases == ["imp", "imp", "imp", "train"]
 
 
+def test_imp_under_adamw_starts_every_round_with_a_fresh_optimiser():
+    """At each rewind the AdamW optimiser is dropped and the next round builds a new one: after
+    a round's first epoch its step count is that epoch's steps, not the rounds' sum."""
+    cfg = config(method="imp", sparsity=0.5, imp={"rate": 0.3},
+                 train={"epochs": 2, "optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.1})
+    exp = Experiment(cfg)
+    steps = -(-exp.parts.data.num_train // cfg.train.batch_size)
+    optimizers, seen = [], []
+
+    def callback(p):
+        if p.metrics["phase"] == "rewind":
+            assert exp.optimizer is None
+        if "train_loss" in p.metrics and p.metrics["epoch"] == 1:
+            optimizers.append(exp.optimizer)
+            seen.append({int(s["step"]) for s in exp.optimizer.state.values()})
+        assert_exact_zeros(exp)
+
+    m = exp.run(callback)
+    assert m["status"] == "finished" and m["density"] == pytest.approx(0.5, abs=1e-3)
+    assert len(optimizers) == 3 and len({id(o) for o in optimizers}) == 3  # dense, trunk level 1, branch
+    assert seen == [{steps}] * 3
+
+
 def _stop_after(n_events: int):
     """A callback that keeps the state of event n, then interrupts the run."""
     holder = {}
@@ -191,6 +214,8 @@ def comparable(m: dict) -> dict:
     ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.3, "branches": [0.3]}, "train": {"epochs": 2}}, 5),
     ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.3, "branches": [0.3]}, "train": {"epochs": 2}}, 7),
     ({"method": "snip", "train": {"epochs": 3}}, 2),
+    ({"method": "drive", "warmup_epochs": 1, "prune_iterations": 2,
+      "train": {"epochs": 3, "optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.1, "no_decay": ["bias"]}}, 2),
 ])
 def test_resumed_experiment_ends_with_the_same_metrics(fields, stop, tmp_path):
     cfg = config(**fields)
@@ -262,25 +287,31 @@ def test_imp_branches_must_lie_below_the_headline_sparsity():
 
 
 def assert_exact_zeros(exp: Experiment) -> None:
-    """Pruned weights are 0.0 and so is their momentum: nothing can revive them."""
+    """Pruned weights are 0.0 and so is their optimiser state (SGD's momentum, AdamW's moments):
+    nothing can revive them."""
     assert_pruned_weights_zero(exp)
     if exp.optimizer is not None:
         for n, w in exp.masks.weights.items():
-            buf = exp.optimizer.state.get(w, {}).get("momentum_buffer")
-            if buf is not None:
-                assert (buf[~exp.masks.keep[n]] == 0).all(), n
+            for key, buf in exp.optimizer.state.get(w, {}).items():
+                if key != "step":
+                    assert (buf[~exp.masks.keep[n]] == 0).all(), (n, key)
 
 
 @pytest.mark.parametrize("fields,stop", [
     ({"method": "imp", "sparsity": 0.75, "imp": {"rate": 0.5, "rewind_epoch": 1, "branches": [0.6]}}, 6),
     ({"method": "imp", "sparsity": 0.5, "imp": {"rate": 0.5, "rewind": "lr"}}, 4),
     ({"method": "drive", "warmup_epochs": 1, "prune_iterations": 2}, 3),
+    ({"method": "imp", "sparsity": 0.75, "imp": {"rate": 0.5, "rewind_epoch": 1, "branches": [0.6]},
+      "train": {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.1}}, 6),
+    ({"method": "drive", "warmup_epochs": 1, "prune_iterations": 2,
+      "train": {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.1, "no_decay": ["bn", "bias"]}}, 3),
 ])
 def test_pruned_weights_stay_exactly_zero_through_rewinds_and_a_resume(fields, stop, tmp_path):
     """Only gradients are masked per step (no re-apply after it): at every epoch, rewind, fork
-    and join, and after resuming from a checkpoint on disk, pruned weights and their momentum
-    are exactly zero, with Nesterov momentum and weight decay."""
-    cfg = config(**fields, train={"epochs": 2, "nesterov": True, "weight_decay": 1e-3})
+    and join, and after resuming from a checkpoint on disk, pruned weights and their optimiser
+    state are exactly zero, with Nesterov momentum (or AdamW's moments) and weight decay."""
+    train = {"epochs": 2, "nesterov": True, "weight_decay": 1e-3, **fields.pop("train", {})}
+    cfg = config(**fields, train=train)
     checked = []
 
     def check(exp):
