@@ -19,7 +19,7 @@ def test_the_shipped_sweep_files_are_valid():
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".yaml"))
     assert {"demo.yaml", "mnist1d.yaml", "cifar10_resnet18.yaml", "cifar10_vgg16.yaml", "cifar10_alexnet.yaml",
             "cifar100_vgg16.yaml", "tinyimagenet_resnet18.yaml", "imagenet_resnet50.yaml",
-            "drive_ablation.yaml"} <= set(names)
+            "drive_ablation.yaml", "mnist1d_mlp.yaml"} <= set(names)
     for name in names:
         load_sweep(str(folder / name))
 
