@@ -38,6 +38,8 @@ from drive.train_config import TrainConfig
 
 #: Largest seed: numpy's and scikit-learn's seeds are 32-bit.
 MAX_SEED = 2**32 - 1
+#: Dense warm-up epochs of the methods pruned after a warm-up, unless set (:func:`default_warmup`).
+DEFAULT_WARMUP = 2
 
 
 class DataConfig(Section):
@@ -110,8 +112,9 @@ class ExperimentConfig(Section):
     dataset: str = Field("digits", description="registry name or package.module:factory")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds torch, numpy and the data order")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    warmup_epochs: int = Field(2, ge=0, description="methods that prune after a warm-up (DRIVE): "
-                               "dense epochs before pruning")
+    warmup_epochs: int = Field(DEFAULT_WARMUP, ge=0, description="methods that prune after a "
+                               "warm-up (DRIVE): dense epochs before pruning; unset, 2 or "
+                               "train.epochs - 1 when training is shorter")
     prune_iterations: int | None = Field(None, description="T; None = the method's default")
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -192,6 +195,10 @@ class ExperimentConfig(Section):
         if errors:
             raise ValidationError.from_exception_data(cls.__name__, errors)
         cfg._args = args if args is not None else spec.args()
+        if spec.plan == "after_warmup" and "warmup_epochs" not in cfg.model_fields_set:
+            # a default must not make a plain --epochs 2 an error; setting the attribute directly
+            # keeps the field unset (and skips validate_assignment's second pass of this validator)
+            object.__setattr__(cfg, "warmup_epochs", default_warmup(cfg.train.epochs))
         cfg._check()
         return cfg
 
@@ -211,7 +218,8 @@ class ExperimentConfig(Section):
                              "under another name")
         if spec.plan == "after_warmup" and self.warmup_epochs >= self.train.epochs:
             raise ValueError(f"warmup_epochs: must be less than train.epochs ({self.train.epochs}), "
-                             f"got {self.warmup_epochs}")
+                             f"got {self.warmup_epochs}; set warmup_epochs (--warmup-epochs) to "
+                             f"{self.train.epochs - 1} or less")
         spec.check_scope(self.prune.scope)
         if spec.check is not None:
             spec.check(self)
@@ -238,6 +246,13 @@ class ExperimentConfig(Section):
     @property
     def density(self) -> float:
         return 1.0 - self.sparsity
+
+
+def default_warmup(epochs: int) -> int:
+    """The warm-up of a config that sets none: :data:`DEFAULT_WARMUP` epochs, shortened to
+    ``epochs - 1`` when training is not longer than that (1 of 2 epochs; 0 of 1: pruned before
+    any training)."""
+    return max(0, min(DEFAULT_WARMUP, epochs - 1))
 
 
 def _lookup(method: Any) -> Method | None:

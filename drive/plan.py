@@ -73,12 +73,13 @@ def make_plan(cfg: ExperimentConfig) -> list[Stage]:
                 final]
     if plan == "after_warmup":
         w = cfg.warmup_epochs
-        stages = [Stage("train", "warmup", 0, w, fresh_optimizer=True),
-                  Stage("prune", "prune", method=cfg.method, density=density, iterations=cfg.iterations)]
+        # no warm-up stage of 0 epochs (a train stage ends on its first epoch past its start)
+        stages = [Stage("train", "warmup", 0, w, fresh_optimizer=True)] if w else []
+        stages.append(Stage("prune", "prune", method=cfg.method, density=density, iterations=cfg.iterations))
         if cfg.prune.rewind == "init":
             return stages + [Stage("rewind", "prune"), Stage("train", "train", 0, epochs,
                                                               fresh_optimizer=True, round=1)]
-        return stages + [Stage("train", "train", w, epochs)]
+        return stages + [Stage("train", "train", w, epochs, fresh_optimizer=not w)]
     if plan == "imp":
         return _imp_plan(cfg)
     if plan == "after_training":

@@ -1,9 +1,9 @@
-"""``drive-sweep``: run one experiment, run or resume a sweep, write reports.
+"""drive-sweep: run one experiment, run or resume a sweep, write reports.
 
-Bad input (config fields, files, paths) ends with one ``drive-sweep: error: field: ...`` line
-per problem on stderr and exit code 2, before anything is written. Ctrl-C (SIGINT) and SIGTERM
-end every command with one line and exit code 130 or 143 (:mod:`sweeps.signals`): a sweep stops
-gracefully, ends every record and says how to resume it.
+Bad input (config fields, files, paths) ends with one "drive-sweep: error: field: ..." line per
+problem on stderr and exit code 2, before anything is written. Ctrl-C (SIGINT) and SIGTERM end
+every command with one line and exit code 130 or 143 (sweeps.signals): a sweep stops gracefully,
+ends every record and says how to resume it. (Plain text: argparse prints it as --help.)
 """
 
 from __future__ import annotations
@@ -17,60 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-USAGE_ERROR = 2
+from sweeps.usage import USAGE_ERROR, Parser, UsageError, batches, check_writable, input_errors, number
+
 #: What the line of a command that a signal stopped before its work started adds.
 BEFORE_WORK = {"run": " before the sweep started; nothing ran",
                "demo": " before the sweep started; nothing ran",
                "resume": " before the sweep continued; nothing ran"}
 
-#: ``drive-sweep prune`` flags that set a config field: flag dest -> dotted field.
+#: drive-sweep prune flags that set a config field: flag dest -> dotted field.
 PRUNE_FLAGS = {
     "method": "method", "sparsity": "sparsity", "model": "model", "dataset": "dataset",
     "epochs": "train.epochs", "warmup_epochs": "warmup_epochs",
     "prune_iterations": "prune_iterations", "seed": "seed", "device": "device",
 }
-
-
-class UsageError(Exception):
-    """Bad input: printed as one line per problem, exit code 2."""
-
-    def __init__(self, lines: list[str] | str):
-        self.lines = [lines] if isinstance(lines, str) else list(lines)
-        super().__init__("\n".join(self.lines))
-
-    def __reduce__(self):
-        return (type(self), (self.lines,))
-
-
-def _input_errors() -> tuple[type[Exception], ...]:
-    """Every exception type that means 'the input is wrong' (each is one line)."""
-    from analysis.results import ResultsError
-    from drive.errors import InputError
-
-    return (UsageError, InputError, ResultsError)
-
-
-def check_writable(path: Path, field: str, folder: bool = False) -> None:
-    """Fail early (before any work) when the file (or ``folder``) ``path`` cannot be written."""
-    if folder and path.exists() and not path.is_dir():
-        raise UsageError(f"{field}: {path} is a file; give a folder")
-    if not folder and path.is_dir():
-        raise UsageError(f"{field}: {path} is a folder; give a file name")
-    folder = path if folder else path.parent
-    created = [p for p in (folder, *folder.parents) if not p.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".drive-sweep-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"{field}: cannot write to {folder} ({e.strerror or e})") from None
-    finally:  # nothing is left behind by the check: a later failure must not leave empty folders
-        for p in created:
-            try:
-                p.rmdir()
-            except OSError:
-                pass
 
 
 # ---- prune ------------------------------------------------------------------------------------
@@ -92,6 +51,7 @@ def prune_config(args: argparse.Namespace):
 def cmd_prune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from drive.config import DEFAULT_WARMUP
     from drive.errors import ScoreError
     from drive.plan import make_plan, total_epochs
     from drive.record import local_sink
@@ -99,6 +59,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from drive.state import FileCheckpoints
 
     cfg = prune_config(args)
+    if cfg.spec.plan == "after_warmup" and "warmup_epochs" not in cfg.model_fields_set \
+            and cfg.warmup_epochs != DEFAULT_WARMUP:
+        print(f"drive-sweep: note: warmup_epochs: {cfg.warmup_epochs} (the default "
+              f"{DEFAULT_WARMUP}, shortened to fit train.epochs {cfg.train.epochs})", file=sys.stderr)
     if args.out:
         check_writable(Path(args.out), "--out")
     if args.checkpoint:
@@ -177,12 +141,20 @@ def sweep_file(name: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sweeps.checks import load_sweep
-    from sweeps.launch import run_sweep
+    from sweeps.confirm import confirm_size
 
     sweep = load_sweep(sweep_file(args.sweep), list(args.set or []),
                        fields={"storage": args.storage, "name": args.name})
-    path = run_sweep(sweep, address=args.address)
-    return finish_sweep(path)
+    if args.dry_run:  # no Ray, nothing written (sweeps.dryrun)
+        from sweeps.dryrun import check_target, describe
+
+        check_target(sweep.spec)
+        print(describe(sweep))
+        return 0
+    confirm_size(sweep.total, yes=args.yes)
+    from sweeps.launch import run_sweep
+
+    return finish_sweep(run_sweep(sweep, address=args.address))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -284,14 +256,6 @@ def cmd_bench_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batches(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be batch sizes like 1,256, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"must be batch sizes of at least 1, got {text!r}")
-    return values
 
 
 # ---- parser -----------------------------------------------------------------------------------
@@ -303,25 +267,19 @@ def method_names() -> list[str]:
     return METHODS.in_order()
 
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
 
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the tool's one-line errors (``drive-sweep: error: ...``, exit 2)."""
-
-    def error(self, message: str):
-        print(f"drive-sweep: error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(USAGE_ERROR)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="drive-sweep", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from sweeps.confirm import CONFIRM_ABOVE
+    from sweeps.version import VersionAction
+
+    parser = Parser(prog="drive-sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=VersionAction,
+                        help="the package version and git commit, then exit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("prune", help="run one experiment (no Ray)")
     p.add_argument("--config", help="experiment YAML file")
@@ -345,9 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", help="sweep YAML file, or the name of a shipped one (demo, cifar10_resnet18, ...)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a sweep-file field by dotted name (e.g. experiment.train.epochs=2)")
-    p.add_argument("--address", help="attach to a Ray cluster (e.g. auto under `ray job submit`)")
+    p.add_argument("--address", help="attach to a Ray cluster (e.g. auto under 'ray job submit')")
     p.add_argument("--storage", help="results root: local folder, NFS path, s3://..., gs://...")
     p.add_argument("--name", help="experiment name (folder under the storage path)")
+    p.add_argument("--dry-run", action="store_true", help="check the sweep, list its trials and "
+                   "their expected cost, and exit: no Ray, nothing written")
+    p.add_argument("--yes", action="store_true", help=f"start a sweep of more than "
+                   f"{CONFIRM_ABOVE:,} trials without asking")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("resume", help="continue a stopped sweep (finished trials are not re-run)")
@@ -358,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="figures, report.md and LaTeX tables from experiment folders")
     p.add_argument("experiment_dirs", nargs="+", metavar="EXPERIMENT_DIR")
     p.add_argument("--out", required=True, help="folder for the report")
-    p.add_argument("--sparsity", type=_number, help="sparsity for the per-layer and ablation figures")
+    p.add_argument("--sparsity", type=number, help="sparsity for the per-layer and ablation figures")
     p.add_argument("--variant", action="append", metavar="METHOD:FIELD=VALUE",
                    help="the main line of a method with several variants, e.g. drive:warmup_epochs=3 "
                         "(default: the variant closest to the method's default settings)")
@@ -368,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "sparse execution, beside its theoretical FLOPs")
     p.add_argument("path", metavar="PATH", help="a checkpoint (prune --checkpoint, checkpoint_*/state.pt)"
                    " or a record (prune --out, metrics.jsonl: random masks of its layer densities)")
-    p.add_argument("--batch", type=_batches, default=[1, 256], help="batch sizes, e.g. 1,256")
+    p.add_argument("--batch", type=batches, default=[1, 256], help="batch sizes, e.g. 1,256")
     p.add_argument("--repeat", type=int, default=5, help="alternating timing rounds per case")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", help="also write the measurement as JSON (the report shows it when it "
@@ -397,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with SignalGuard():
             return handler(args)
-    except _input_errors() as e:
+    except input_errors() as e:
         for line in str(e).splitlines() or [type(e).__name__]:
             print(f"drive-sweep: error: {line}", file=sys.stderr)
         return USAGE_ERROR

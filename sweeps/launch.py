@@ -39,7 +39,7 @@ from sweeps.runtime import (
     trial_dirname,
 )
 from sweeps.spec import REMOTE_SCHEMES, SweepError, SweepSpec, load_spec
-from sweeps.storage import claim, ensure_writable, experiment_exists, read_text, remove_claim
+from sweeps.storage import check_free, claim, ensure_writable, read_text, remove_claim
 from sweeps.trials import Sweep, count_trials, resolve
 
 SPEC_FILE = "sweep.yaml"
@@ -206,9 +206,7 @@ def run_sweep(sweep: Sweep | SweepSpec, address: str | None = None, verbose: int
         check_search(sweep)
     spec = sweep.spec
     path = spec.experiment_path()
-    if experiment_exists(path):
-        raise SweepError([f"name: {path} already holds a sweep; continue it with "
-                          f"`drive-sweep resume {path}` or choose another --name"])
+    check_free(path)
     ensure_writable(_storage_root(spec))
     _prepare(sweep, address)
     warn_without_axes(sweep)

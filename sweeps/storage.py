@@ -8,14 +8,17 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow.fs as pafs
 
 from drive.errors import StorageError
 from drive.record import Sink, local_sink
 from drive.schema import RECORD_FILE
 from sweeps.spec import REMOTE_SCHEMES, SweepError
+
+if TYPE_CHECKING:  # pandas only where results are loaded: a dry run needs none of it
+    import pandas as pd
 
 #: Files of a trial folder that the analysis needs (no checkpoints).
 RESULT_FILES = (RECORD_FILE,)
@@ -49,6 +52,13 @@ def experiment_exists(path: str) -> bool:
         return False
     names = [info.base_name for info in fs.get_file_info(pafs.FileSelector(p))]
     return any(n == "sweep.yaml" or n.startswith("experiment_state") for n in names)
+
+
+def check_free(path: str) -> None:
+    """Refuse (one ``name:`` line) an experiment folder that already holds a sweep."""
+    if experiment_exists(path):
+        raise SweepError([f"name: {path} already holds a sweep; continue it with "
+                          f"`drive-sweep resume {path}` or choose another --name"])
 
 
 def ensure_writable(path: str) -> None:

@@ -209,3 +209,18 @@ def test_ctrl_c_or_sigterm_ends_prune_with_one_line_its_exit_code_and_an_interru
     assert err.strip().splitlines() == [
         f"drive-sweep: interrupted by {name}; run the same command again to continue from --checkpoint"]
     assert (metrics(out)["status"], metrics(out)["reason"]) == ("interrupted", f"stopped by {name}")
+
+
+@pytest.mark.parametrize("epochs,warmup", [(2, 1), (1, 0)])
+def test_epochs_shorter_than_the_default_warmup_shorten_it(epochs, warmup, tmp_path, capsys):
+    out = tmp_path / "run.jsonl"
+    assert run_prune("--epochs", str(epochs), "--out", str(out)) == 0
+    assert metrics(out)["config"]["warmup_epochs"] == warmup
+    assert f"warmup_epochs: {warmup} (the default 2, shortened" in capsys.readouterr().err
+
+
+def test_an_explicit_warmup_too_long_names_the_value_that_works(capsys):
+    assert run_prune("--epochs", "2", "--warmup-epochs", "2") == 2
+    assert capsys.readouterr().err.strip() == (
+        "drive-sweep: error: warmup_epochs: must be less than train.epochs (2), got 2; set "
+        "warmup_epochs (--warmup-epochs) to 1 or less")

@@ -179,6 +179,9 @@ CASES = {
     "resume of a folder that is no sweep": lambda d: ["resume", _results(d)],
     "resume of a path that does not exist": lambda d: ["resume", str(d / "results" / "typo")],
     "resume of a file": lambda d: ["resume", _file(d)],
+    "a warm-up set as long as training": lambda d: ["prune", "--epochs", "2", "--warmup-epochs", "2"],
+    "a sweep of more than 1,000 trials without `--yes`": lambda d: ["run", sweep_file(d, {"sweep": {
+        "sparsity": [0.5, 0.6, 0.7, 0.8, 0.9], "seed": list(range(201))}})],
 }
 
 
