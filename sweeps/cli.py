@@ -59,8 +59,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from drive.state import FileCheckpoints
 
     cfg = prune_config(args)
-    if cfg.spec.plan == "after_warmup" and "warmup_epochs" not in cfg.model_fields_set \
-            and cfg.warmup_epochs != DEFAULT_WARMUP:
+    if "warmup_epochs" not in cfg.model_fields_set and cfg.warmup_epochs != DEFAULT_WARMUP:
+        # only drive.config.default_warmup moves an unset warm-up off the default
         print(f"drive-sweep: note: warmup_epochs: {cfg.warmup_epochs} (the default "
               f"{DEFAULT_WARMUP}, shortened to fit train.epochs {cfg.train.epochs})", file=sys.stderr)
     if args.out:
