@@ -54,7 +54,10 @@ STORAGE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 #: Fault injection for tests and drills: ``"<seconds>:<marker file>"`` makes the first trial to
 #: reach its last step (the marker file says it did) wait that long before reporting it, so that
 #: a signal sent to the driver meanwhile stops the trial between its last epoch and its end.
+#: While ``<marker file>.hold`` exists (at most :data:`PAUSE_HOLD_S`) it waits first: time for
+#: the drill to see the other trials reach a checkpoint before it sends the signal.
 PAUSE_ONCE_ENV = "DRIVE_SWEEP_PAUSE_ONCE"
+PAUSE_HOLD_S = 120.0
 #: The report field by which a trial tells the driver that the storage failed.
 STORAGE_ERROR = "storage_error"
 #: The report field that marks the report of a trial's last step (its plan is done).
@@ -83,6 +86,9 @@ def _maybe_pause(p: Progress) -> None:
     seconds, _, marker = spec.partition(":")
     if not Path(marker).exists():
         Path(marker).write_text(f"paused after its last step (epoch {p.metrics['epochs_done']})\n")
+        hold, deadline = Path(f"{marker}.hold"), time.monotonic() + PAUSE_HOLD_S
+        while hold.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(float(seconds))
 
 

@@ -7,8 +7,9 @@ ending with the metrics of an uninterrupted twin. kill -9 of the driver leaves n
 behind, and `resume` after it prints no warning. (Ctrl-C's drill is test_resume.py's.)
 
 The sweep: magnitude pruning on digits, a 20-epoch and a 2-epoch trial side by side. The
-2-epoch trial waits 2 s before reporting its last epoch (DRIVE_SWEEP_PAUSE_ONCE); the signal
-comes then, so it is stopped between its last epoch and its end, while the other is mid-way.
+2-epoch trial waits before reporting its last epoch (DRIVE_SWEEP_PAUSE_ONCE) until the other has
+a checkpoint, then 2 s; the signal comes then, so it is stopped between its last epoch and its
+end, while the other is mid-way.
 Ray's processes are found by the driver's session (:func:`session_processes`).
 """
 
@@ -61,6 +62,16 @@ def records(path: Path) -> dict[int, Record]:
     return out
 
 
+def checkpointed(path: Path, epochs: int) -> bool:
+    """Whether the trial of ``epochs`` epochs has a checkpoint in its folder (so a resume
+    continues it; on a loaded machine it can start seconds after the other trial)."""
+    for f in path.glob("*/metrics.jsonl"):
+        head, newline, _ = f.read_text().partition("\n")
+        if newline and json.loads(head)["epochs"] == epochs:
+            return any(f.parent.glob("checkpoint_*/*"))
+    return False
+
+
 def resume(path: Path, tmp: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
     """``drive-sweep resume PATH`` to its end; the Ray processes of its session left after it."""
     proc = start(["resume", str(path)], tmp)
@@ -93,10 +104,13 @@ def check_continued(lines: list[dict]) -> None:
 def test_sigterm_stops_the_sweep_in_one_line_and_resume_trains_nothing_twice(tmp_path, twin):
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
     path, marker = tmp_path / "out" / "drill", tmp_path / "paused"
+    hold = Path(f"{marker}.hold")  # the paused trial waits while it exists
+    hold.touch()
     proc = start(["run", "sweep.yaml", "--storage", "out"], tmp_path,
                  {"DRIVE_SWEEP_PAUSE_ONCE": f"2:{marker}"})
-    wait_for(marker.exists, proc)
+    wait_for(lambda: marker.exists() and checkpointed(path, LONG), proc)
     proc.send_signal(signal.SIGTERM)
+    hold.unlink()  # the 2 s pause starts: the stop reaches the trial within it
     out, err = finish(proc, timeout=120)
     assert proc.returncode == 143, err[-3000:]
     assert len(err.splitlines()) == 1 and err.startswith("drive-sweep: SIGTERM stopped the sweep ("), err
